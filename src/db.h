@@ -1,0 +1,67 @@
+/*
+ * db.h — the SQLite connection: open with fleetcert's pragmas, schema
+ * migrations, transactions, and the one-writer lock. Each thread opens its
+ * own connection (struct db); a connection is never shared across threads.
+ */
+#ifndef FC_DB_H
+#define FC_DB_H
+
+#include <sqlite3.h>
+
+#include "fc.h"
+
+struct db_migration {
+	int		 version;	/* NNN of sql/NNN_name.sql */
+	const char	*name;
+	const char	*sql;
+};
+extern const struct db_migration db_migrations[];	/* ends with version 0 */
+
+struct db {
+	sqlite3	*h;
+	char	*path;
+	int	 tx_depth;
+};
+
+enum db_open_flags {
+	DB_OPEN_MIGRATE	 = 1 << 0,	/* apply pending migrations */
+	DB_OPEN_READONLY = 1 << 1,
+};
+
+/*
+ * Opens path (creating it unless read-only) in WAL mode with a busy timeout
+ * and foreign keys on; with DB_OPEN_MIGRATE applies every pending migration
+ * in one transaction. *out is set on FC_OK; close with db_close.
+ */
+enum fc_err db_open(const char *path, int flags, struct db **out);
+void db_close(struct db *db);
+
+/* Schema version (PRAGMA user_version) and the newest one built in. */
+int db_schema_version(struct db *db);
+int db_schema_latest(void);
+/* Applies migrations up to and including version `upto` (tests). */
+enum fc_err db_migrate_to(struct db *db, int upto);
+
+/*
+ * Transactions. db_begin takes the write lock at once (BEGIN IMMEDIATE).
+ * Nested calls only count; the outermost commit/rollback acts.
+ *
+ */
+enum fc_err db_begin(struct db *db);
+enum fc_err db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+/* Runs SQL without results (migrations, tests). */
+enum fc_err db_exec(struct db *db, const char *sql);
+
+/* Prepares a statement; logs and returns FC_EDB on failure. */
+enum fc_err db_prepare(struct db *db, const char *sql, sqlite3_stmt **out);
+
+/*
+ * The one-writer lock: an exclusive, non-blocking flock on lock_path, held
+ * for the life of the returned fd. FC_EBUSY if another process holds it.
+ */
+enum fc_err db_lock_acquire(const char *lock_path, int *fd_out);
+void db_lock_release(int fd);
+
+#endif
