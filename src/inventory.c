@@ -301,27 +301,39 @@ out:
 	return result;
 }
 
+/*
+ * Runs a one-key SELECT and leaves the statement on its row: FC_OK (the
+ * caller resets *out), FC_ENOTFOUND or FC_EDB (statement already reset).
+ */
 static enum fc_err
-device_get_by(struct db *db, const char *q, const char *key,
-    struct inv_device *out)
+lookup_row(struct db *db, const char *q, const char *key, const char *what,
+    sqlite3_stmt **out)
 {
-	sqlite3_stmt *st;
-	enum fc_err result;
+	sqlite3_stmt *st = db_stmt(db, q);
 	int rc;
 
-	st = db_stmt(db, q);
 	if (st == NULL)
 		return FC_EDB;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return FC_ENOTFOUND;
+	if (rc == SQLITE_ROW) {
+		*out = st;
+		return FC_OK;
 	}
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return db_fail(db, "read device");
-	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? FC_ENOTFOUND : db_fail(db, what);
+}
+
+static enum fc_err
+device_get_by(struct db *db, const char *q, const char *key,
+    struct inv_device *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum fc_err result;
+
+	result = lookup_row(db, q, key, "read device", &st);
+	if (result != FC_OK)
+		return result;
 	result = row_device(st, 0, out, 1);
 	sqlite3_reset(st);
 	if (result != FC_OK)
@@ -733,22 +745,12 @@ static enum fc_err
 cert_get_by(struct db *db, const char *q, const char *key,
     struct inv_cert *out)
 {
-	sqlite3_stmt *st = db_stmt(db, q);
+	sqlite3_stmt *st = NULL;
 	enum fc_err result;
-	int rc;
 
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return FC_ENOTFOUND;
-	}
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return db_fail(db, "read certificate");
-	}
+	result = lookup_row(db, q, key, "read certificate", &st);
+	if (result != FC_OK)
+		return result;
 	result = row_cert(st, 0, out, 1);
 	sqlite3_reset(st);
 	if (result != FC_OK)
