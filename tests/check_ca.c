@@ -150,7 +150,7 @@ static void
 check_profile(const struct ca_cert *c, const char *dir, const char *dev,
     EVP_PKEY *subject_key)
 {
-	X509 *x = cert_of(c), *ca = NULL;
+	X509 *x = cert_of(c), *ca = NULL, *root;
 	char path[600], buf[256];
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned n;
@@ -240,7 +240,9 @@ check_profile(const struct ca_cert *c, const char *dir, const char *dev,
 	/* The chain verifies: root trusted, intermediate untrusted. */
 	snprintf(path, sizeof(path), "%s/root.pem", dir);
 	store = X509_STORE_new();
-	X509_STORE_add_cert(store, pem_cert(path));
+	root = pem_cert(path);
+	X509_STORE_add_cert(store, root);
+	X509_free(root);
 	untrusted = sk_X509_new_null();
 	sk_X509_push(untrusted, ca);
 	ctx = X509_STORE_CTX_new();
