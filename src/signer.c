@@ -369,6 +369,11 @@ supervisor_main(const struct cfg *cfg, int ctl)
 	int backoff = 1;
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Nothing of the main process (database, listeners) stays open
+	 * here or in the worker: only the control socket and stdio. */
+	if (ctl > 3)
+		(void)close_range(3, (unsigned)ctl - 1, 0);
+	(void)close_range((unsigned)ctl + 1, ~0U, 0);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
@@ -744,7 +749,7 @@ check_key_failure(const struct signer_answer_msg *a)
 	if (a->status == FC_ECRYPTO) {
 		close(cl.data);
 		cl.data = -1;
-		set_down("signer: signing failed (token session lost?); "
+		set_down("signing failed (token session lost?); "
 		    "logging in again");
 	}
 }
