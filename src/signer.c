@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,23 +351,30 @@ send_fd(int ctl, int fd)
 	return sendmsg(ctl, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-/* Waits up to ms for ctl to close (main process gone). 1 if it did. */
+/*
+ * Waits up to ms for a word from the main process on ctl. Returns 1 when
+ * ctl closed (main process gone), 2 for a request to end the worker (it
+ * hangs), 0 otherwise.
+ */
 static int
-ctl_closed(int ctl, int ms)
+ctl_poll(int ctl, int ms)
 {
 	struct pollfd p = { .fd = ctl, .events = POLLIN };
+	ssize_t n;
 	char b;
 
 	if (poll(&p, 1, ms) <= 0)
 		return 0;
-	return recv(ctl, &b, 1, MSG_DONTWAIT) == 0 ||
-	    (p.revents & (POLLHUP | POLLERR)) != 0;
+	n = recv(ctl, &b, 1, MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		return 1;
+	return n == 1 && b == 'K' ? 2 : 0;
 }
 
 static void __attribute__((noreturn))
 supervisor_main(const struct cfg *cfg, int ctl)
 {
-	int backoff = 1;
+	int backoff = 1, i;
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	/* Nothing of the main process (database, listeners) stays open
@@ -405,10 +413,17 @@ supervisor_main(const struct cfg *cfg, int ctl)
 			pid_t got = waitpid(w, &status, WNOHANG);
 			if (got == w)
 				break;
-			if (ctl_closed(ctl, 200)) {
+			switch (ctl_poll(ctl, 200)) {
+			case 1:
 				kill(w, SIGKILL);
 				waitpid(w, NULL, 0);
 				_exit(0);
+			case 2:
+				/* Not reaped yet, so w is still our child. */
+				log_error("signer: worker %ld does not answer; "
+				    "ending it", (long)w);
+				kill(w, SIGKILL);
+				break;
 			}
 		}
 		if (WIFSIGNALED(status))
@@ -420,8 +435,9 @@ supervisor_main(const struct cfg *cfg, int ctl)
 		if (time(NULL) - started > 2 * BACKOFF_MAX_S)
 			backoff = 1;
 		log_info("signer: starting a new worker in %d s", backoff);
-		if (ctl_closed(ctl, backoff * 1000))
-			_exit(0);
+		for (i = 0; i < backoff * 5; i++)
+			if (ctl_poll(ctl, 200) == 1)
+				_exit(0);
 		backoff = backoff * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S :
 		    backoff * 2;
 	}
@@ -446,7 +462,7 @@ set_down(const char *reason)
 {
 	pthread_mutex_lock(&cl.st_mu);
 	if (cl.st.up || strcmp(cl.st.reason, reason) != 0) {
-		log_error("signer: %s", reason);
+		log_error("%s", reason);
 		cl.st.since = time(NULL);
 	}
 	cl.st.up = 0;
@@ -562,6 +578,11 @@ worker_get(int wait_ms)
 	cl.st.up = 1;
 	cl.st.reason[0] = '\0';
 	pthread_mutex_unlock(&cl.st_mu);
+	/* A worker that stops reading cannot block a sender forever. */
+	{
+		struct timeval tv = { ISSUE_TIMEOUT_MS / 1000, 0 };
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	cl.data = fd;
 	log_info("signer: worker %ld ready", (long)a.pid);
 	return FC_OK;
@@ -570,13 +591,17 @@ worker_get(int wait_ms)
 static void
 worker_lost(enum fc_err r)
 {
+	static const char k = 'K';
+
 	close(cl.data);
 	cl.data = -1;
 	set_down(r == FC_EBUSY ? "signer worker timed out" :
+	    r == FC_EINTERNAL ? "signer worker answered garbage" :
 	    "signer worker exited");
-	/* A worker that hangs is ended so that the supervisor restarts it. */
-	if (r == FC_EBUSY && cl.st.worker_pid > 0)
-		kill(cl.st.worker_pid, SIGKILL);
+	/* A worker that hangs or misbehaves is ended by the supervisor (it
+	 * alone knows whether the pid is still its child), then restarted. */
+	if (r != FC_EIO && cl.ctl >= 0)
+		(void)send(cl.ctl, &k, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static enum fc_err
@@ -587,6 +612,8 @@ send_msg(const void *m, size_t len)
 	do
 		n = send(cl.data, m, len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return FC_EBUSY;	/* send timeout: the worker hangs */
 	return n == (ssize_t)len ? FC_OK : FC_EIO;
 }
 
@@ -749,7 +776,7 @@ check_key_failure(const struct signer_answer_msg *a)
 	if (a->status == FC_ECRYPTO) {
 		close(cl.data);
 		cl.data = -1;
-		set_down("signing failed (token session lost?); "
+		set_down("signer: signing failed (token session lost?); "
 		    "logging in again");
 	}
 }
