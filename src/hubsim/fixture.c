@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>

@@ -234,7 +234,7 @@ void reg_handle_bulk(struct sim *sim, struct sim_req *req,
 void reg_handle_stats(struct sim *sim, struct sim_req *req,
     struct sim_reply *rep);
 /* Applies a registry object (PUT body or bulk entry) to d. On failure
- * returns -1 with *code/*name/msg set. */
+ * returns -1 with code, name and msg set. */
 int reg_apply(struct sim_dev *d, json_t *obj, const char *idkey,
     long *code, const char **name, char *msg, size_t msgsz);
 /* If-Match check: 0 go on; 1 stale (412001). quoted/unquoted per quirk. */

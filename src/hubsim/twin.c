@@ -57,12 +57,16 @@ section_json(json_t *sec, unsigned long version, time_t t)
 json_t *
 twin_json(struct sim_dev *d)
 {
-	char etag[32], iso[21];
+	char etag[32], iso[21], su[21];
 	int conn = d->sd != NULL && d->sd->connected;
 	const char *atype = d->auth_type;
 
 	twin_etag(d, etag);
-	fc_time_iso(d->last_activity ? d->last_activity : 0, iso);
+	if (d->last_activity != 0)
+		fc_time_iso(d->last_activity, iso);
+	else
+		snprintf(iso, sizeof(iso), "0001-01-01T00:00:00Z");
+	fc_time_iso(d->status_updated ? d->status_updated : fc_now(), su);
 	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:s, "
 	    "s:{s:o, s:o}, s:s, s:{s:b}, s:O, s:{s:o, s:o}}",
 	    "deviceId", d->id,
@@ -70,7 +74,7 @@ twin_json(struct sim_dev *d)
 	    "deviceEtag", "",
 	    "version", (json_int_t)d->twin_version,
 	    "status", d->enabled ? "enabled" : "disabled",
-	    "statusUpdateTime", iso,
+	    "statusUpdateTime", su,
 	    "connectionState", conn ? "Connected" : "Disconnected",
 	    "lastActivityTime", iso,
 	    "cloudToDeviceMessageCount", 0,
