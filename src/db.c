@@ -165,11 +165,49 @@ out:
 	return result;
 }
 
+sqlite3_stmt *
+db_stmt(struct db *db, const char *sql)
+{
+	size_t i;
+
+	for (i = 0; i < DB_STMT_CACHE && db->cache_sql[i] != NULL; i++) {
+		if (db->cache_sql[i] == sql) {
+			sqlite3_reset(db->cache_stmt[i]);
+			sqlite3_clear_bindings(db->cache_stmt[i]);
+			return db->cache_stmt[i];
+		}
+	}
+	if (i == DB_STMT_CACHE) {
+		log_error("database %s: statement cache full", db->path);
+		return NULL;
+	}
+	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &db->cache_stmt[i], NULL) != SQLITE_OK) {
+		log_error("database %s: prepare: %s", db->path,
+		    sqlite3_errmsg(db->h));
+		db->cache_stmt[i] = NULL;
+		return NULL;
+	}
+	db->cache_sql[i] = sql;
+	return db->cache_stmt[i];
+}
+
+enum fc_err
+db_fail(struct db *db, const char *what)
+{
+	log_error("database %s: %s: %s", db->path, what, sqlite3_errmsg(db->h));
+	return FC_EDB;
+}
+
 void
 db_close(struct db *db)
 {
+	size_t i;
+
 	if (db == NULL)
 		return;
+	for (i = 0; i < DB_STMT_CACHE && db->cache_sql[i] != NULL; i++)
+		sqlite3_finalize(db->cache_stmt[i]);
 	if (db->h != NULL)
 		sqlite3_close_v2(db->h);
 	free(db->path);

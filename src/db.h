@@ -17,10 +17,16 @@ struct db_migration {
 };
 extern const struct db_migration db_migrations[];	/* ends with version 0 */
 
+#define DB_STMT_CACHE	96
+
 struct db {
-	sqlite3	*h;
-	char	*path;
-	int	 tx_depth;
+	sqlite3		*h;
+	char		*path;
+	int		 tx_depth;
+	/* Statements cached for the connection's life, keyed by the address
+	 * of their (static) SQL text. */
+	const char	*cache_sql[DB_STMT_CACHE];
+	sqlite3_stmt	*cache_stmt[DB_STMT_CACHE];
 };
 
 enum db_open_flags {
@@ -53,6 +59,17 @@ void db_rollback(struct db *db);
 
 /* Runs SQL without results (migrations, tests). */
 enum fc_err db_exec(struct db *db, const char *sql);
+
+/*
+ * Returns a cached prepared statement for sql, which must be a string
+ * literal (the cache is keyed by its address). The statement is reset and
+ * its bindings cleared; the caller must not finalize it. NULL on error
+ * (logged).
+ */
+sqlite3_stmt *db_stmt(struct db *db, const char *sql);
+
+/* Logs the connection's last error for what ("insert device X"); FC_EDB. */
+enum fc_err db_fail(struct db *db, const char *what);
 
 /* Prepares a statement; logs and returns FC_EDB on failure. */
 enum fc_err db_prepare(struct db *db, const char *sql, sqlite3_stmt **out);
