@@ -21,62 +21,11 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "config.h"
 #include "hub_int.h"
 #include "log.h"
 
 #define HDR_VALUE_MAX	4096
 #define RETRY_AFTER_MAX	(3600 * 1000L)
-
-enum call_state { CALL_READY, CALL_WAITING, CALL_RUNNING };
-
-struct call {
-	struct call	*next;
-	struct hub	*hub;
-	enum call_state	 state;
-	struct hub_req	*req;
-	hub_done_fn	*cb;
-	void		*arg;
-	struct hub_result *res;
-	CURL		*easy;
-	struct curl_slist *hdrs;
-	char		*url;
-	char		*body;		/* answer */
-	size_t		 len, cap;
-	int		 truncated;
-	char		 errorcode[64];
-	char		*continuation;
-	long		 retry_after_ms;
-	char		 errbuf[CURL_ERROR_SIZE];
-	int64_t		 first_ms, started_ms, due_ms;
-	int		 throttled;
-};
-
-struct hub {
-	char		*name;
-	struct hub_conn	 conn;
-	struct hub_opts	 opts;
-	char		*ca_file;
-	char		*token;
-	int64_t		 token_expiry;
-	CURLM		*multi;
-	CURL		**pool;
-	size_t		 npool;
-	struct call	*ready, *ready_tail, *waiting, *running;
-	size_t		 pending, nrunning;
-	struct hub_bucket calls, registry;
-	uint64_t	 rng;
-	pthread_mutex_t	 mlock;
-	struct hub_metrics metrics;
-};
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void
-curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* The system trust directory, kept beside an extra ca_file. */
 static const char *
@@ -89,15 +38,6 @@ system_capath(void)
 	return "/etc/ssl/certs";
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint32_t
 rnd32(struct hub *h)
 {
@@ -105,152 +45,6 @@ rnd32(struct hub *h)
 	h->rng ^= h->rng << 25;
 	h->rng ^= h->rng >> 27;
 	return (uint32_t)((h->rng * 0x2545F4914F6CDD1DULL) >> 32);
-}
-
-void
-hub_opts_default(struct hub_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->max_attempts = 5;
-	o->retry_budget_ms = 60000;
-	o->backoff_base_ms = 500;
-	o->backoff_max_ms = 30000;
-	o->connect_timeout_ms = 10000;
-	o->request_timeout_ms = 30000;
-	o->max_in_flight = 32;
-	o->max_body = 8u << 20;
-}
-
-const char *
-hub_host(const struct hub *h)
-{
-	return h->conn.host;
-}
-
-size_t
-hub_pending(const struct hub *h)
-{
-	return h->pending;
-}
-
-static void
-opts_fix(struct hub_opts *o)
-{
-	struct hub_opts d;
-
-	hub_opts_default(&d);
-	if (o->max_attempts < 1)
-		o->max_attempts = d.max_attempts;
-	if (o->retry_budget_ms < 0)
-		o->retry_budget_ms = d.retry_budget_ms;
-	if (o->backoff_base_ms < 1)
-		o->backoff_base_ms = d.backoff_base_ms;
-	if (o->backoff_max_ms < o->backoff_base_ms)
-		o->backoff_max_ms = o->backoff_base_ms;
-	if (o->connect_timeout_ms < 1)
-		o->connect_timeout_ms = d.connect_timeout_ms;
-	if (o->request_timeout_ms < 1)
-		o->request_timeout_ms = d.request_timeout_ms;
-	if (o->max_in_flight < 1)
-		o->max_in_flight = d.max_in_flight;
-	if (o->max_body < 1024)
-		o->max_body = d.max_body;
-	if (o->burst_calls < 1)
-		o->burst_calls = o->rate_per_second / 10 > 1 ?
-		    o->rate_per_second / 10 : 1;
-	if (o->burst_registry < 1)
-		o->burst_registry = o->registry_per_minute / 60 > 1 ?
-		    o->registry_per_minute / 60 : 1;
-}
-
-enum fc_err
-hub_open_string(const char *name, const char *conn,
-    const struct hub_opts *opts, struct hub **out)
-{
-	struct hub *h = NULL;
-	char err[256];
-	enum fc_err result = FC_ENOMEM;
-	int64_t now = mono_ms();
-
-	pthread_once(&curl_once, curl_init_once);
-	h = calloc(1, sizeof(*h));
-	if (h == NULL)
-		goto out;
-	pthread_mutex_init(&h->mlock, NULL);
-	if (opts != NULL)
-		h->opts = *opts;
-	else
-		hub_opts_default(&h->opts);
-	opts_fix(&h->opts);
-	h->name = strdup(name != NULL && name[0] != '\0' ? name : "default");
-	if (h->name == NULL)
-		goto out;
-	result = hub_conn_parse(conn, &h->conn, err, sizeof(err));
-	if (result != FC_OK) {
-		log_error("hub %s: %s", h->name, err);
-		goto out;
-	}
-	result = FC_ENOMEM;
-	if (h->opts.ca_file != NULL && h->opts.ca_file[0] != '\0') {
-		if (access(h->opts.ca_file, R_OK) != 0) {
-			log_error("hub %s: ca_file %s is not readable",
-			    h->name, h->opts.ca_file);
-			result = FC_EIO;
-			goto out;
-		}
-		h->ca_file = strdup(h->opts.ca_file);
-		if (h->ca_file == NULL)
-			goto out;
-	}
-	h->opts.ca_file = h->ca_file;
-	h->pool = calloc((size_t)h->opts.max_in_flight, sizeof(*h->pool));
-	h->multi = curl_multi_init();
-	if (h->pool == NULL || h->multi == NULL)
-		goto out;
-	/* Bound connections to what we run at once; keep them all cached so
-	 * that every call after the first reuses a warm TLS connection. */
-	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-	    (long)h->opts.max_in_flight);
-	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
-	    (long)h->opts.max_in_flight);
-	hub_bucket_init(&h->calls, h->opts.rate_per_second,
-	    h->opts.burst_calls, now);
-	hub_bucket_init(&h->registry, h->opts.registry_per_minute / 60.0,
-	    h->opts.burst_registry, now);
-	if (RAND_bytes((unsigned char *)&h->rng, sizeof(h->rng)) != 1)
-		h->rng = (uint64_t)now ^ (uint64_t)getpid();
-	h->rng |= 1;
-	*out = h;
-	h = NULL;
-	result = FC_OK;
-out:
-	hub_close(h);
-	return result;
-}
-
-enum fc_err
-hub_open(const struct cfg_hub *ch, struct hub **out)
-{
-	struct hub_opts o;
-	char err[512], *conn = NULL;
-	size_t len = 0;
-	const char *name = ch->name != NULL && ch->name[0] != '\0' ?
-	    ch->name : "default";
-	enum fc_err result;
-
-	result = cfg_secret_read(ch->connection_string_file, &conn, &len, err,
-	    sizeof(err));
-	if (result != FC_OK) {
-		log_error("hub %s: connection_string_file: %s", name, err);
-		return result;
-	}
-	hub_opts_default(&o);
-	o.rate_per_second = ch->rate_per_second;
-	o.registry_per_minute = ch->registry_per_minute;
-	o.ca_file = ch->ca_file;
-	result = hub_open_string(name, conn, &o, out);
-	fc_secret_free(conn, len + 1);
-	return result;
 }
 
 static void
@@ -285,17 +79,22 @@ complete(struct hub *h, struct call *c)
 	pthread_mutex_lock(&h->mlock);
 	h->metrics.calls[c->req->op][res->outcome]++;
 	pthread_mutex_unlock(&h->mlock);
-	if (res->outcome != HUB_DONE) {
-		void (*lg)(const char *, ...) = res->outcome == HUB_REJECTED ?
-		    log_info : log_warn;
-		lg("hub %s: %s%s%s: %s after %u attempt(s): HTTP %ld %s %d: %s",
-		    h->name, hub_op_name(c->req->op),
+	if (res->outcome == HUB_REJECTED)
+		log_info("hub %s: %s%s%s: %s after %u attempt(s): HTTP %ld "
+		    "%s %d: %s", h->name, hub_op_name(c->req->op),
 		    c->req->device_id[0] != '\0' ? " device " : "",
 		    c->req->device_id, hub_outcome_name(res->outcome),
 		    res->attempts, res->http_status,
 		    e->name[0] != '\0' ? e->name : "-", e->code,
 		    e->message[0] != '\0' ? e->message : "-");
-	}
+	else if (res->outcome != HUB_DONE)
+		log_warn("hub %s: %s%s%s: %s after %u attempt(s): HTTP %ld "
+		    "%s %d: %s", h->name, hub_op_name(c->req->op),
+		    c->req->device_id[0] != '\0' ? " device " : "",
+		    c->req->device_id, hub_outcome_name(res->outcome),
+		    res->attempts, res->http_status,
+		    e->name[0] != '\0' ? e->name : "-", e->code,
+		    e->message[0] != '\0' ? e->message : "-");
 	h->pending--;
 	c->res = NULL;
 	res->user = c->req->user;
@@ -325,7 +124,7 @@ hub_submit(struct hub *h, struct hub_req *req, hub_done_fn *cb, void *arg)
 	c->res->op = req->op;
 	snprintf(c->res->device_id, sizeof(c->res->device_id), "%s",
 	    req->device_id);
-	c->first_ms = mono_ms();
+	c->first_ms = hub_mono_ms();
 	c->state = CALL_READY;
 	if (h->ready_tail != NULL)
 		h->ready_tail->next = c;
@@ -446,13 +245,17 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* "Name: value"; an empty value ("Name:") removes curl's own header. */
 static enum fc_err
-add_hdr(struct curl_slist **l, const char *fmt, const char *v)
+add_hdr(struct curl_slist **l, const char *name, const char *v)
 {
 	char line[HDR_VALUE_MAX + 64];
 	struct curl_slist *n;
 
-	snprintf(line, sizeof(line), fmt, v);
+	if (v[0] == '\0')
+		snprintf(line, sizeof(line), "%s:", name);
+	else
+		snprintf(line, sizeof(line), "%s: %s", name, v);
 	n = curl_slist_append(*l, line);
 	OPENSSL_cleanse(line, sizeof(line));
 	if (n == NULL)
@@ -512,20 +315,20 @@ start(struct hub *h, struct call *c)
 	c->errbuf[0] = '\0';
 
 	uuid4(h, rid);
-	if (add_hdr(&c->hdrs, "Authorization: %s", h->token) != FC_OK ||
-	    add_hdr(&c->hdrs, "Accept: %s", "application/json") != FC_OK ||
-	    add_hdr(&c->hdrs, "Request-Id: %s", rid) != FC_OK ||
-	    add_hdr(&c->hdrs, "Expect:%s", "") != FC_OK ||
-	    (r->body != NULL && add_hdr(&c->hdrs, "Content-Type: %s",
+	if (add_hdr(&c->hdrs, "Authorization", h->token) != FC_OK ||
+	    add_hdr(&c->hdrs, "Accept", "application/json") != FC_OK ||
+	    add_hdr(&c->hdrs, "Request-Id", rid) != FC_OK ||
+	    add_hdr(&c->hdrs, "Expect", "") != FC_OK ||
+	    (r->body != NULL && add_hdr(&c->hdrs, "Content-Type",
 	    "application/json; charset=utf-8") != FC_OK) ||
-	    (r->if_match[0] != '\0' && add_hdr(&c->hdrs, "If-Match: %s",
+	    (r->if_match[0] != '\0' && add_hdr(&c->hdrs, "If-Match",
 	    r->if_match) != FC_OK) ||
 	    (r->continuation != NULL && add_hdr(&c->hdrs,
-	    "x-ms-continuation: %s", r->continuation) != FC_OK))
+	    "x-ms-continuation", r->continuation) != FC_OK))
 		return FC_ENOMEM;
 	if (r->page_size > 0) {
 		snprintf(num, sizeof(num), "%d", r->page_size);
-		if (add_hdr(&c->hdrs, "x-ms-max-item-count: %s", num) != FC_OK)
+		if (add_hdr(&c->hdrs, "x-ms-max-item-count", num) != FC_OK)
 			return FC_ENOMEM;
 	}
 
@@ -579,7 +382,7 @@ start(struct hub *h, struct call *c)
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
 		return FC_EINTERNAL;
 	c->state = CALL_RUNNING;
-	c->started_ms = mono_ms();
+	c->started_ms = hub_mono_ms();
 	c->next = h->running;
 	h->running = c;
 	h->nrunning++;
@@ -620,7 +423,7 @@ finish(struct hub *h, struct call *c, CURLcode cc)
 {
 	struct hub_answer a;
 	long status = 0;
-	int64_t now = mono_ms(), delay;
+	int64_t now = hub_mono_ms(), delay;
 	int transient;
 
 	unlink_running(h, c);
@@ -776,7 +579,7 @@ hub_perform(struct hub *h, int *timeout_ms)
 	int64_t hint = -1, bh, now;
 
 	for (int round = 0; round < 2; round++) {
-		now = mono_ms();
+		now = hub_mono_ms();
 		hint = -1;
 		wake_due(h, now, &hint);
 		bh = start_ready(h, now);
@@ -829,45 +632,6 @@ hub_wakeup(struct hub *h)
 	curl_multi_wakeup(h->multi);
 }
 
-struct sync {
-	struct hub_result *res;
-};
-
-static void
-sync_done(struct hub_result *res, void *arg)
-{
-	((struct sync *)arg)->res = res;
-}
-
-enum fc_err
-hub_call(struct hub *h, struct hub_req *req, struct hub_result **out)
-{
-	struct sync s = { NULL };
-	enum fc_err result;
-	int t;
-
-	result = hub_submit(h, req, sync_done, &s);
-	if (result != FC_OK)
-		return result;
-	for (;;) {
-		hub_perform(h, &t);
-		if (s.res != NULL)
-			break;
-		hub_poll(h, t);
-	}
-	*out = s.res;
-	return FC_OK;
-}
-
-void
-hub_run(struct hub *h)
-{
-	int t;
-
-	while (hub_perform(h, &t) > 0)
-		hub_poll(h, t);
-}
-
 static void
 cancel_list(struct hub *h, struct call *c)
 {
@@ -885,12 +649,10 @@ cancel_list(struct hub *h, struct call *c)
 }
 
 void
-hub_close(struct hub *h)
+hub_engine_cancel_all(struct hub *h)
 {
 	struct call *r, *w, *q;
 
-	if (h == NULL)
-		return;
 	/* Callbacks may queue more calls: cancel until nothing is left. */
 	while (h->running != NULL || h->waiting != NULL || h->ready != NULL) {
 		r = h->running, w = h->waiting, q = h->ready;
@@ -900,24 +662,4 @@ hub_close(struct hub *h)
 		cancel_list(h, w);
 		cancel_list(h, q);
 	}
-	for (size_t i = 0; i < h->npool; i++)
-		curl_easy_cleanup(h->pool[i]);
-	free(h->pool);
-	if (h->multi != NULL)
-		curl_multi_cleanup(h->multi);
-	if (h->token != NULL)
-		fc_secret_free(h->token, strlen(h->token));
-	hub_conn_clear(&h->conn);
-	pthread_mutex_destroy(&h->mlock);
-	free(h->ca_file);
-	free(h->name);
-	free(h);
-}
-
-void
-hub_metrics_read(struct hub *h, struct hub_metrics *out)
-{
-	pthread_mutex_lock(&h->mlock);
-	*out = h->metrics;
-	pthread_mutex_unlock(&h->mlock);
 }

@@ -110,6 +110,57 @@ void hub_bucket_init(struct hub_bucket *b, double per_second, double burst,
 int64_t hub_bucket_wait(struct hub_bucket *b, int64_t now_ms);
 void hub_bucket_take(struct hub_bucket *b, int64_t now_ms);
 
+/* The engine's state (hub.c, hub_http.c). */
+#include <pthread.h>
+#include <curl/curl.h>
+
+enum call_state { CALL_READY, CALL_WAITING, CALL_RUNNING };
+
+struct call {
+	struct call	*next;
+	struct hub	*hub;
+	enum call_state	 state;
+	struct hub_req	*req;
+	hub_done_fn	*cb;
+	void		*arg;
+	struct hub_result *res;
+	CURL		*easy;
+	struct curl_slist *hdrs;
+	char		*url;
+	char		*body;		/* answer */
+	size_t		 len, cap;
+	int		 truncated;
+	char		 errorcode[64];
+	char		*continuation;
+	long		 retry_after_ms;
+	char		 errbuf[CURL_ERROR_SIZE];
+	int64_t		 first_ms, started_ms, due_ms;
+	int		 throttled;
+};
+
+struct hub {
+	char		*name;
+	struct hub_conn	 conn;
+	struct hub_opts	 opts;
+	char		*ca_file;
+	char		*token;
+	int64_t		 token_expiry;
+	CURLM		*multi;
+	CURL		**pool;
+	size_t		 npool;
+	struct call	*ready, *ready_tail, *waiting, *running;
+	size_t		 pending, nrunning;
+	struct hub_bucket calls, registry;
+	uint64_t	 rng;
+	pthread_mutex_t	 mlock;
+	struct hub_metrics metrics;
+};
+
+/* Monotonic milliseconds. */
+int64_t hub_mono_ms(void);
+/* Completes every unfinished call as cancelled (hub_close). */
+void hub_engine_cancel_all(struct hub *h);
+
 /* Records into m (caller holds the metrics lock). */
 void hub_metrics_attempt(struct hub_metrics *m, enum hub_op op, long status,
     int64_t ms);
