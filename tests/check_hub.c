@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "config.h"
 #include "hub_int.h"
 #include "log.h"
 
@@ -1042,6 +1043,42 @@ START_TEST(engine_no_secret_in_log)
 }
 END_TEST
 
+/* hub_open from a [hub] section: the secret file must not be readable by
+ * others; rates and ca_file are taken from the section. */
+START_TEST(engine_open_cfg)
+{
+	char path[128], ca[128], conn[256];
+	struct cfg_hub ch;
+	struct hub *h = NULL;
+
+	snprintf(path, sizeof(path), "%s/hub.conn", tmpdir);
+	snprintf(ca, sizeof(ca), "%s/cert.pem", tmpdir);
+	snprintf(conn, sizeof(conn), "HostName=127.0.0.1:%d;"
+	    "SharedAccessKeyName=iothubowner;SharedAccessKey=" KEY_B64 "\n",
+	    server_port);
+	memset(&ch, 0, sizeof(ch));
+	ch.name = "";
+	ch.connection_string_file = path;
+	ch.ca_file = ca;
+	ch.rate_per_second = 10;
+	ch.registry_per_minute = 100;
+	ck_assert_int_eq(fc_file_write_atomic(path, conn, strlen(conn), 0644),
+	    FC_OK);
+	ck_assert_int_eq(hub_open(&ch, &h), FC_EPERM);
+	chmod(path, 0600);
+	ck_assert_int_eq(hub_open(&ch, &h), FC_OK);
+	ck_assert_int_eq(strncmp(hub_host(h), "127.0.0.1:", 10), 0);
+	ck_assert_int_eq(h->opts.rate_per_second, 10);
+	ck_assert_int_eq(h->opts.burst_calls, 1);
+	ck_assert_str_eq(h->ca_file, ca);
+	hub_close(h);
+	ch.ca_file = "/nonexistent/ca.pem";
+	ck_assert_int_eq(hub_open(&ch, &h), FC_EIO);
+	ch.connection_string_file = "/nonexistent/conn";
+	ck_assert_int_ne(hub_open(&ch, &h), FC_OK);
+}
+END_TEST
+
 /* Many calls in flight on one thread, a callback that submits more, and
  * hub_close() completing what is left. */
 static int ndone;
@@ -1131,6 +1168,7 @@ hub_suite(void)
 	tcase_add_test(tc, engine_non_json_and_cap);
 	tcase_add_test(tc, engine_no_secret_in_log);
 	tcase_add_test(tc, engine_async_close);
+	tcase_add_test(tc, engine_open_cfg);
 	suite_add_tcase(s, tc);
 	return s;
 }
