@@ -992,6 +992,27 @@ START_TEST(engine_non_json_and_cap)
 	ck_assert_uint_eq(m.calls[HUB_OP_DEVICE_GET][HUB_RETRY], 1);
 	ck_assert_uint_eq(m.attempts[HUB_OP_DEVICE_GET][1], 1);
 	ck_assert_uint_eq(m.sas_signed, 1);
+	/* the token is reused for 55 minutes, then re-signed */
+	fc_clock_set_offset(3000);
+	hub_req_device_get("dev-01", &r);
+	hub_call(h, r, &res);
+	hub_result_free(res);
+	hub_metrics_read(h, &m);
+	ck_assert_uint_eq(m.sas_signed, 1);
+	fc_clock_set_offset(3301);
+	hub_req_device_get("dev-01", &r);
+	hub_call(h, r, &res);
+	hub_result_free(res);
+	hub_metrics_read(h, &m);
+	ck_assert_uint_eq(m.sas_signed, 2);
+	/* a clock moved back past the token's start re-signs too */
+	fc_clock_set_offset(-7200);
+	hub_req_device_get("dev-01", &r);
+	hub_call(h, r, &res);
+	hub_result_free(res);
+	hub_metrics_read(h, &m);
+	ck_assert_uint_eq(m.sas_signed, 3);
+	fc_clock_set_offset(0);
 	hub_close(h);
 	/* the same page over a 1 KB cap */
 	h = open_hub(ca, 1024, 3);
