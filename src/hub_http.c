@@ -548,7 +548,7 @@ start_ready(struct hub *h, int64_t now)
 }
 
 static void
-wake_due(struct hub *h, int64_t now, int64_t *hint)
+wake_due(struct hub *h, int64_t now)
 {
 	struct call **pp = &h->waiting, *c;
 
@@ -564,8 +564,6 @@ wake_due(struct hub *h, int64_t now, int64_t *hint)
 			h->ready_tail = c;
 			continue;
 		}
-		if (*hint < 0 || c->due_ms - now < *hint)
-			*hint = c->due_ms - now;
 		pp = &c->next;
 	}
 }
@@ -576,18 +574,16 @@ hub_perform(struct hub *h, int *timeout_ms)
 	CURLMsg *m;
 	int still = 0, left;
 	long ct = -1;
-	int64_t hint = -1, bh, now;
+	int64_t hint = -1, bh = -1, now;
+	struct call *c;
 
 	for (int round = 0; round < 2; round++) {
 		now = hub_mono_ms();
-		hint = -1;
-		wake_due(h, now, &hint);
+		wake_due(h, now);
 		bh = start_ready(h, now);
-		if (bh >= 0 && (hint < 0 || bh < hint))
-			hint = bh;
 		curl_multi_perform(h->multi, &still);
 		while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-			struct call *c = NULL;
+			c = NULL;
 			if (m->msg != CURLMSG_DONE)
 				continue;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
@@ -598,6 +594,15 @@ hub_perform(struct hub *h, int *timeout_ms)
 		/* Callbacks and retries may have queued work: once more. */
 		if (h->ready == NULL)
 			break;
+	}
+	/* Next wake-up: a token, a retry that falls due, or curl's timer. */
+	now = hub_mono_ms();
+	if (h->ready != NULL && bh >= 0)
+		hint = bh;
+	for (c = h->waiting; c != NULL; c = c->next) {
+		int64_t d = c->due_ms > now ? c->due_ms - now : 0;
+		if (hint < 0 || d < hint)
+			hint = d;
 	}
 	curl_multi_timeout(h->multi, &ct);
 	if (ct >= 0 && (hint < 0 || ct < hint))

@@ -557,7 +557,7 @@ START_TEST(answer_classes)
 	};
 	for (size_t i = 0; i < FC_ARRAY_LEN(c); i++) {
 		res = reduce(r, c[i].st, c[i].hdr, NULL, &t);
-		ck_assert_msg(res->outcome == c[i].outcome && t == c[i].tr,
+		ck_assert_msg((int)res->outcome == c[i].outcome && t == c[i].tr,
 		    "status %ld %s: outcome %d transient %d", c[i].st,
 		    c[i].hdr ? c[i].hdr : "", res->outcome, t);
 		ck_assert_int_eq(res->http_status, c[i].st);
@@ -831,6 +831,7 @@ make_cert(const char *certpath, const char *keypath)
 	FILE *f;
 
 	ck_assert_ptr_nonnull(k);
+	X509_set_version(x, X509_VERSION_3);
 	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
 	X509_gmtime_adj(X509_getm_notBefore(x), -60);
 	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
