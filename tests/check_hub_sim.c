@@ -850,6 +850,56 @@ START_TEST(token_buckets)
 }
 END_TEST
 
+/* Failing calls (401 with a wrong key, 429s retried, a 412) at debug
+ * level: the log names the hub, operation and device, never the key, the
+ * connection string or a token. */
+START_TEST(no_secret_in_log)
+{
+	char logpath[128], *buf = NULL;
+	size_t len = 0;
+	struct hub *h;
+	struct hub_opts o;
+	struct hub_result *res;
+	int saved, fd;
+
+	snprintf(logpath, sizeof(logpath), "%s/client.log", dir);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	saved = dup(2);
+	dup2(fd, 2);
+	log_set_level(LOG_LVL_DEBUG);
+	h = hub_with("iothubowner", OTHER_KEY, certpath, NULL);
+	hub_result_free(CALL(h, hub_req_device_get("secret-01", &r_)));
+	hub_close(h);
+	hub_opts_default(&o);
+	o.max_attempts = 3;
+	o.backoff_base_ms = 10;
+	h = hub_with("iothubowner", OWNER_KEY, certpath, &o);
+	create_device(h, "secret-01");
+	faults("{\"operation\":\"twinRead\",\"p429\":1.0}");
+	hub_result_free(CALL(h, hub_req_twin_get("secret-01", &r_)));
+	faults(NULL);
+	res = CALL(h, hub_req_device_delete("secret-01", "stale", &r_));
+	expect(res, HUB_REJECTED, HUB_E_PRECONDITION_FAILED);
+	hub_result_free(res);
+	hub_close(h);
+	log_set_level(LOG_LVL_WARN);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	ck_assert_int_eq(fc_file_read(logpath, 1 << 20, &buf, &len), FC_OK);
+	ck_assert_ptr_nonnull(strstr(buf, "device secret-01"));
+	ck_assert_ptr_nonnull(strstr(buf, "401"));
+	ck_assert_ptr_nonnull(strstr(buf, "retry in"));
+	ck_assert_ptr_null(strstr(buf, OWNER_KEY));
+	ck_assert_ptr_null(strstr(buf, OTHER_KEY));
+	ck_assert_ptr_null(strstr(buf, "AAECAwQF"));
+	ck_assert_ptr_null(strstr(buf, "SharedAccessSignature"));
+	ck_assert_ptr_null(strstr(buf, "sig="));
+	ck_assert_ptr_null(strstr(buf, "SharedAccessKey"));
+	free(buf);
+}
+END_TEST
+
 static Suite *
 sim_suite(void)
 {
@@ -866,6 +916,7 @@ sim_suite(void)
 	tcase_add_test(tc, storm_budget);
 	tcase_add_test(tc, resets);
 	tcase_add_test(tc, token_buckets);
+	tcase_add_test(tc, no_secret_in_log);
 	suite_add_tcase(s, tc);
 	return s;
 }
