@@ -335,6 +335,7 @@ struct hub_metrics {
 	uint64_t throttle_waits;	/* calls that waited for a token */
 	uint64_t registry_ops;		/* registry operations sent */
 	uint64_t sas_signed;		/* tokens signed */
+	uint64_t connects;		/* TCP+TLS connections opened */
 };
 
 /* Any thread: a consistent copy of h's counters. */

@@ -422,18 +422,20 @@ static void
 finish(struct hub *h, struct call *c, CURLcode cc)
 {
 	struct hub_answer a;
-	long status = 0;
+	long status = 0, nconn = 0;
 	int64_t now = hub_mono_ms(), delay;
 	int transient;
 
 	unlink_running(h, c);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &nconn);
 	easy_release(h, c);
 	c->res->attempts++;
 	pthread_mutex_lock(&h->mlock);
 	hub_metrics_attempt(&h->metrics, c->req->op, status,
 	    now - c->started_ms);
+	h->metrics.connects += (uint64_t)(nconn > 0 ? nconn : 0);
 	pthread_mutex_unlock(&h->mlock);
 
 	memset(&a, 0, sizeof(a));
