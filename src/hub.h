@@ -17,6 +17,10 @@
  *   (exponential back-off with full jitter, Retry-After honoured) within an
  *   attempt and time budget. The caller sees one final answer, reduced to an
  *   outcome class plus the parsed IoT Hub error.
+ * - A write retried after a transport error may have been applied by the
+ *   attempt whose answer was lost: a create may then answer 409001, an
+ *   If-Match update 412001, a method may reach the device twice. Callers
+ *   re-read before concluding; device methods are idempotent by protocol.
  * - Nothing here logs the connection string, the key or a token.
  *
  * Driving it from an event loop:

@@ -231,8 +231,13 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	while (n > 0 && (vs[n - 1] == '\r' || vs[n - 1] == '\n' ||
 	    vs[n - 1] == ' ' || vs[n - 1] == '\t'))
 		n--;
-	if (n >= sizeof(v))
-		return len;	/* oversized: ignored */
+	if (n >= sizeof(v)) {
+		/* oversized: a continuation we cannot hold would end a
+		 * query early, so the answer is refused */
+		if (nl == 17 && strncasecmp(p, "x-ms-continuation", 17) == 0)
+			c->bad_header = 1;
+		return len;
+	}
 	memcpy(v, vs, n);
 	v[n] = '\0';
 	if (nl == 16 && strncasecmp(p, "iothub-errorcode", 16) == 0)
@@ -308,6 +313,7 @@ start(struct hub *h, struct call *c)
 	    r->path, HUB_API_VERSION);
 	c->len = 0;
 	c->truncated = 0;
+	c->bad_header = 0;
 	c->errorcode[0] = '\0';
 	free(c->continuation);
 	c->continuation = NULL;
@@ -448,6 +454,7 @@ finish(struct hub *h, struct call *c, CURLcode cc)
 	a.body = c->body;
 	a.len = c->len;
 	a.truncated = c->truncated;
+	a.bad_header = c->bad_header;
 	transient = hub_answer_reduce(c->req, &a, c->res);
 	if (c->res->outcome == HUB_DONE) {
 		complete(h, c);

@@ -683,6 +683,14 @@ START_TEST(answer_bulk_query)
 	ck_assert_str_eq(res->continuation, "next-page");
 	ck_assert_uint_eq(json_array_size(res->json), 2);
 	hub_result_free(res);
+	/* an oversized continuation header: refused, not a short result */
+	a.bad_header = 1;
+	res = calloc(1, sizeof(*res));
+	hub_answer_reduce(r, &a, res);
+	ck_assert_int_eq(res->outcome, HUB_RETRY);
+	ck_assert_str_eq(res->error.name, "InvalidAnswer");
+	hub_result_free(res);
+	a.bad_header = 0;
 	a.body = "{\"not\":\"an array\"}";
 	a.len = strlen(a.body);
 	res = calloc(1, sizeof(*res));
