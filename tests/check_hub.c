@@ -307,6 +307,8 @@ START_TEST(req_device)
 	ck_assert_int_eq(hub_req_thumbprint_stage(&d, "00112233445566778899"
 	    "aabbccddeeff00112233445566778899aabbccddeeff", &r), FC_EINVAL);
 	ck_assert_int_eq(hub_req_thumbprint_stage(&d, "xyz", &r), FC_EINVAL);
+	ck_assert_int_eq(hub_req_device_disable(&d, "bad \xff utf-8", &r),
+	    FC_EINVAL);
 
 	/* delete: etag NULL is "*" */
 	ck_assert_int_eq(hub_req_device_delete("dev-01", NULL, &r), FC_OK);
