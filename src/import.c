@@ -460,7 +460,8 @@ key_explain(const unsigned char *der, size_t len, char *why, size_t whylen)
 		snprintf(why, whylen, "is not a DER SubjectPublicKeyInfo");
 	else if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC)
 		snprintf(why, whylen, "is a %s key, not EC P-256",
-		    OBJ_nid2sn(EVP_PKEY_get_base_id(pk)));
+		    EVP_PKEY_get0_type_name(pk) ? EVP_PKEY_get0_type_name(pk) :
+		    "non-EC");
 	else if (!EVP_PKEY_get_utf8_string_param(pk, "group", group,
 	    sizeof(group), &glen) || strcmp(group, "prime256v1") != 0)
 		snprintf(why, whylen, "is an EC key on %s, not P-256",
