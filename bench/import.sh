@@ -25,9 +25,10 @@ ceil=$(run ceiling "$n")
 keys=$(run csv "$tmp/keys.csv")
 certs=$(run csv "$tmp/certs.csv")
 man=$(run manifest "$tmp/manifest.json" "$tmp/signer.pem")
+ver=$("$b/bench/bench_import" verify "$m")
 
 echo "== import benchmark ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs) =="
-printf '%s\n%s\n%s\n%s\n' "$ceil" "$keys" "$certs" "$man" | awk '
+printf '%s\n%s\n%s\n%s\n%s\n' "$ceil" "$keys" "$certs" "$man" "$ver" | awk '
 	BEGIN {
 		label[1] = "SQLite bare insert (ceiling)"; label[2] = "CSV, keys only"
 		label[3] = "CSV with certificates"; label[4] = "manifest (ES256 + x5c)"
@@ -36,5 +37,10 @@ printf '%s\n%s\n%s\n%s\n' "$ceil" "$keys" "$certs" "$man" | awk '
 	{
 		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[NR, kv[1]] = kv[2] }
 		if (NR == 1) c = v[1, "rows_per_s"]
+		if (NR == 5) {
+			printf "%-30s %8d %9d %13s %10s\n", "ES256 verify (ceiling)", v[5, "rows"], v[5, "rows_per_s"], "-", "-"
+			printf "manifest entries/s / ES256 verifies/s = %.3f\n", v[4, "rows_per_s"] / v[5, "rows_per_s"]
+			next
+		}
 		printf "%-30s %8d %9d %13.1f %10.3f\n", label[NR], v[NR, "rows"], v[NR, "rows_per_s"], v[NR, "peak_rss_kib"] / 1024, v[NR, "rows_per_s"] / c
 	}'

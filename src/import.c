@@ -376,14 +376,16 @@ cert_fill(const struct import_cert *ic, const unsigned char *der, size_t len,
 
 /* ---- one record ------------------------------------------------------- */
 
-static int
-hub_known(const struct import_opts *o, const char *hub)
+int
+import_hub_known(const struct import_opts *o, const char *hub)
 {
 	const char *const *h;
 
-	if (hub == NULL || hub[0] == '\0')
-		return 1;
-	for (h = o->hubs; h != NULL && *h != NULL; h++)
+	if (hub == NULL)
+		hub = "";
+	if (o->hubs == NULL)
+		return hub[0] == '\0';
+	for (h = o->hubs; *h != NULL; h++)
 		if (strcmp(*h, hub) == 0)
 			return 1;
 	return 0;
@@ -525,7 +527,9 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 		E("owner or batch starts with a spreadsheet formula character");
 	snprintf(d.owner, sizeof(d.owner), "%s", r->owner ? r->owner : "");
 	snprintf(d.batch, sizeof(d.batch), "%s", r->batch ? r->batch : "");
-	if (!hub_known(ctx->opts, r->hub)) {
+	if (!import_hub_known(ctx->opts, r->hub)) {
+		if (r->hub == NULL || r->hub[0] == '\0')
+			E("hub is empty and there is no default [hub] section");
 		import_quote(q, sizeof(q), r->hub, strlen(r->hub));
 		E("hub %s is not a configured [hub NAME] section", q);
 	}

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "import_int.h"
+#include "inventory.h"
 #include "log.h"
 
 #define JSON_DEPTH_MAX	16		/* nesting of any JSON we parse */
@@ -478,6 +479,14 @@ import_manifest(struct db *db, const char *buf, size_t len,
 	if (len > IMPORT_INPUT_MAX) {
 		import_err(&ctx, 0, -1, "input is larger than %u bytes",
 		    IMPORT_INPUT_MAX);
+		ctx.fatal = 1;
+		goto out;
+	}
+	/* The defaults every entry gets: checked once, not per entry. */
+	if (!import_hub_known(opts, opts->hub) || (opts->auth_type != NULL &&
+	    opts->auth_type[0] != '\0' && inv_auth_parse(opts->auth_type) < 0)) {
+		import_err(&ctx, 0, -1, "the hub or authType given for the "
+		    "manifest is not valid");
 		ctx.fatal = 1;
 		goto out;
 	}
