@@ -96,6 +96,7 @@ import_err(struct import_ctx *ctx, long line, long index, const char *fmt,
 	struct import_result *r = ctx->res;
 	struct import_error *e;
 	va_list ap;
+	char *p;
 
 	if (r->nerrors >= IMPORT_ERRORS_MAX) {
 		r->errors_dropped++;
@@ -117,6 +118,11 @@ import_err(struct import_ctx *ctx, long line, long index, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
+	/* Messages may quote the input (jansson's own texts do): keep them
+	 * printable ASCII so that logs and the JSON answer stay clean. */
+	for (p = e->message; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 }
 
 void

@@ -4,10 +4,11 @@
  * open addressing over compact slots, keys kept back to back in one arena,
  * hashed with SipHash-2-4 under a random per-process key so that a hostile
  * file cannot make every key collide. Calling thread only; the SipHash key
- * is set once per process.
+ * is drawn once per process (pthread_once).
  */
 #include "fc_build.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,14 @@ struct import_dupent {		/* 16 bytes */
 };
 
 static unsigned char sip_key[16];
-static int sip_key_set;
+static pthread_once_t sip_once = PTHREAD_ONCE_INIT;
+static int sip_key_ok;
+
+static void
+sip_key_init(void)
+{
+	sip_key_ok = RAND_bytes(sip_key, sizeof(sip_key)) == 1;
+}
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND do { \
@@ -130,11 +138,8 @@ import_dupset_add(struct import_dupset *s, const void *key, size_t len,
 	struct import_dupent *e;
 	uint64_t h;
 
-	if (!sip_key_set) {
-		if (RAND_bytes(sip_key, sizeof(sip_key)) != 1)
-			return FC_EINTERNAL;
-		sip_key_set = 1;
-	}
+	if (pthread_once(&sip_once, sip_key_init) != 0 || !sip_key_ok)
+		return FC_EINTERNAL;
 	if (len > UINT16_MAX || s->arena_len + len > UINT32_MAX)
 		return FC_ENOMEM;
 	/* Load factor at most 3/4. */

@@ -209,8 +209,8 @@ START_TEST(csv_good)
 	upper[18] = '\0';
 	bput(&b, "eu,acme,%s,\"%s\",selfsigned,\"two, \"\"2\"\"\",SN%s,%s\r\n",
 	    t[1].cert64, t[1].d.id, upper, t[1].key64);
-	bput(&b, "us,acme,\"%s\",%s,ca,b2,%s,\r\n", t[2].cert64, t[2].d.id,
-	    t[2].d.serial);
+	bput(&b, "us,\"Robert'); DROP TABLE devices;--\",\"%s\",%s,ca,b2,%s,"
+	    "\r\n", t[2].cert64, t[2].d.id, t[2].d.serial);
 	bput(&b, ",,%s,%s,ca,,%s,%s", t[3].cert64, t[3].d.id, t[3].d.serial,
 	    t[3].key64);		/* no final line break */
 	if (run_csv(&b) != FC_OK)
@@ -239,6 +239,7 @@ START_TEST(csv_good)
 	/* Key taken from the certificate when identityPublicKey is empty. */
 	ck_assert_int_eq(inv_device_get(db, t[2].d.id, &d), FC_OK);
 	ck_assert_mem_eq(d.identity_key, t[2].d.spki, 91);
+	ck_assert_str_eq(d.owner, "Robert'); DROP TABLE devices;--");
 	inv_device_clear(&d);
 
 	ck_assert_int_eq(inv_cert_current(db, t[2].d.id, &c), FC_OK);
@@ -863,6 +864,22 @@ START_TEST(manifest_hostile)
 		ck_assert_int_eq(import_manifest(db, bad[i], strlen(bad[i]),
 		    &opts, &res), FC_EINVAL);
 		ck_assert_uint_ge(res.nerrors, 1);
+	}
+
+	/* Invalid UTF-8 and control bytes: the errors still serialise. */
+	{
+		static const char inv[] = "[{\"payload\":\"\xff\xfe\x01\"}]";
+		json_t *j;
+		ck_assert_int_eq(import_manifest(db, inv, sizeof(inv) - 1, &opts,
+		    &res), FC_EINVAL);
+		j = import_result_to_json(&res);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
+		ck_assert_int_eq(import_manifest(db, "[{\"x\"\x00:1}]", 12,
+		    &opts, &res), FC_EINVAL);
+		j = import_result_to_json(&res);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
 	}
 
 	/* A truncated manifest. */
