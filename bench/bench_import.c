@@ -7,6 +7,9 @@
  *   bench_import csv FILE DB
  *   bench_import manifest FILE SIGNER.pem DB
  *   bench_import ceiling N DB
+ *   bench_import schema N DB   (bare inserts into fleetcert's own devices
+ *                               and audit tables: the same rows import
+ *                               writes, without any checking)
  *   bench_import verify N      (ES256 verifies/s: the manifest's ceiling)
  */
 #include "fc_build.h"
@@ -107,6 +110,73 @@ ceiling(long n, const char *path)
 	return 0;
 }
 
+/*
+ * Second ceiling: what the database alone costs for the rows a keys-only
+ * import writes (one devices row with its indexes, one audit row), with
+ * bare cached statements and no validation, hashing or lookups.
+ */
+static int
+schema_ceiling(long n, const char *path)
+{
+	static const char qd[] = "INSERT INTO devices (device_id, se_serial, "
+	    "hub, auth_type, identity_key, owner, batch, status, rekey, "
+	    "needs_reenrol, created_at, updated_at) VALUES (?, ?, '', 'ca', ?, "
+	    "'acme', 'b1', 'active', 0, 0, ?, ?)";
+	static const char qa[] = "INSERT INTO audit (id, at, actor, action, "
+	    "device_id, serial, detail, prev_hash, hash) VALUES (?, ?, 'import', "
+	    "'device.create', ?, NULL, ?, ?, ?)";
+	struct db *db = NULL;
+	sqlite3_stmt *sd, *sa;
+	unsigned char key[91], hash[32];
+	char id[32], serial[19], detail[96];
+	double t0;
+	long i;
+
+	if (db_open(path, DB_OPEN_MIGRATE, &db) != FC_OK)
+		return 1;
+	RAND_bytes(key, sizeof(key));
+	RAND_bytes(hash, sizeof(hash));
+	base_rss = peak_rss_kib();
+	t0 = now();
+	if (db_begin(db) != FC_OK)
+		return 1;
+	for (i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "dev-%07ld", i);
+		snprintf(serial, sizeof(serial), "0123%012lxee",
+		    (unsigned long)i & 0xffffffffffffUL);
+		snprintf(detail, sizeof(detail), "{\"serial\":\"%s\","
+		    "\"authType\":\"ca\"}", serial);
+		key[90] = (unsigned char)i;
+		sd = db_stmt(db, qd);
+		sa = db_stmt(db, qa);
+		if (sd == NULL || sa == NULL)
+			return 1;
+		sqlite3_bind_text(sd, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(sd, 2, serial, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(sd, 3, key, sizeof(key), SQLITE_STATIC);
+		sqlite3_bind_int64(sd, 4, (sqlite3_int64)i);
+		sqlite3_bind_int64(sd, 5, (sqlite3_int64)i);
+		sqlite3_bind_int64(sa, 1, (sqlite3_int64)i + 1);
+		sqlite3_bind_int64(sa, 2, (sqlite3_int64)i);
+		sqlite3_bind_text(sa, 3, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(sa, 4, detail, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(sa, 5, hash, sizeof(hash), SQLITE_STATIC);
+		sqlite3_bind_blob(sa, 6, hash, sizeof(hash), SQLITE_STATIC);
+		if (sqlite3_step(sd) != SQLITE_DONE ||
+		    sqlite3_step(sa) != SQLITE_DONE) {
+			fprintf(stderr, "schema: %s\n", sqlite3_errmsg(db->h));
+			return 1;
+		}
+		sqlite3_reset(sd);
+		sqlite3_reset(sa);
+	}
+	if (db_commit(db) != FC_OK)
+		return 1;
+	report("schema", n, now() - t0);
+	db_close(db);
+	return 0;
+}
+
 /* ES256 verification of a JWS-sized input with a cached key, the way
  * import_manifest.c does it (fresh DigestVerifyInit per entry). */
 static int
@@ -153,6 +223,8 @@ main(int argc, char **argv)
 	log_init("bench_import", LOG_LVL_WARN);
 	if (argc == 3 && strcmp(argv[1], "verify") == 0)
 		return verify_ceiling(strtol(argv[2], NULL, 10));
+	if (argc == 4 && strcmp(argv[1], "schema") == 0)
+		return schema_ceiling(strtol(argv[2], NULL, 10), argv[3]);
 	if (argc == 4 && strcmp(argv[1], "ceiling") == 0)
 		return ceiling(strtol(argv[2], NULL, 10), argv[3]);
 	if (!((argc == 4 && strcmp(argv[1], "csv") == 0) ||
