@@ -252,11 +252,11 @@ enrol_recover(struct db *db, int *voided)
  * not. The nonce is stored bound to the serial with its expiry.
  */
 enum fc_err
-enrol_challenge(struct enrol *e, const char *body, size_t len,
+enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
     const char *peer, struct enrol_answer *ans)
 {
 	struct enrol_req req;
-	struct db *db = NULL;
+	struct db *db = tdb;
 	unsigned char nonce[ENROL_NONCE_LEN];
 	char *b64 = NULL;
 	const char *why;
@@ -277,9 +277,11 @@ enrol_challenge(struct enrol *e, const char *body, size_t len,
 	    sizeof(req.serial_raw), now, &retry))
 		return answer_limited(e, ans, retry);
 
-	result = db_get(e, &db);
-	if (result != FC_OK)
-		goto fail;
+	if (db == NULL) {
+		result = db_get(e, &db);
+		if (result != FC_OK)
+			goto fail;
+	}
 	for (tries = 0; tries < 3; tries++) {
 		if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
 			log_openssl("enrol %s: RAND_bytes", req.serial);
@@ -294,7 +296,8 @@ enrol_challenge(struct enrol *e, const char *body, size_t len,
 		goto fail;
 	if (fc_b64_encode(nonce, sizeof(nonce), &b64) != FC_OK)
 		goto fail;
-	db_put(e, db);
+	if (tdb == NULL)
+		db_put(e, db);
 	stat_add(e, &e->st.challenges);
 	log_debug("enrol %s: challenge for %s", req.serial, peer);
 	result = answer_json(ans, 200, json_pack("{s:s,s:i}", "nonce", b64,
@@ -302,7 +305,8 @@ enrol_challenge(struct enrol *e, const char *body, size_t len,
 	free(b64);
 	return result;
 fail:
-	db_put(e, db);
+	if (tdb == NULL)
+		db_put(e, db);
 	free(b64);
 	return answer_internal(e, ans);
 }
@@ -501,12 +505,12 @@ out:
  * 5. issue.
  */
 enum fc_err
-enrol_reenrol(struct enrol *e, const char *body, size_t len,
+enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
     const char *peer, struct enrol_answer *ans)
 {
 	struct enrol_req req;
 	struct inv_device dev;
-	struct db *db = NULL;
+	struct db *db = tdb;
 	EVP_PKEY *key = NULL;
 	unsigned char d[ENROL_DIGEST_LEN];
 	unsigned char *spki = NULL;
@@ -536,9 +540,11 @@ enrol_reenrol(struct enrol *e, const char *body, size_t len,
 		return answer_error(ans, 400, "bad_request", why);
 	}
 
-	result = db_get(e, &db);
-	if (result != FC_OK)
-		goto fail;
+	if (db == NULL) {
+		result = db_get(e, &db);
+		if (result != FC_OK)
+			goto fail;
+	}
 	result = inv_challenge_consume(db, req.nonce, bound, &expires_at);
 	if (result == FC_ENOTFOUND)
 		cause = "unknown nonce";
@@ -608,6 +614,7 @@ out:
 	free(spki);
 	inv_device_clear(&dev);
 	enrol_req_clear(&req);
-	db_put(e, db);
+	if (tdb == NULL)
+		db_put(e, db);
 	return result;
 }

@@ -154,14 +154,17 @@ enum fc_err enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 void enrol_free(struct enrol *e);
 
 /*
- * The two handlers. peer is the client's address as text (rate limit per
- * address, audit). They always fill *ans (on internal failure with 500), and
- * return FC_OK unless the answer itself could not be built (FC_ENOMEM).
+ * The two handlers. db is the calling thread's connection, or NULL to borrow
+ * one from the endpoint's pool. peer is the client's address as text (rate
+ * limit per address, audit). They always fill *ans (on internal failure
+ * with 500), and return FC_OK unless the answer itself could not be built
+ * (FC_ENOMEM: answer 500 without a body).
  */
-enum fc_err enrol_challenge(struct enrol *e, const char *body, size_t len,
-    const char *peer, struct enrol_answer *ans);
-enum fc_err enrol_reenrol(struct enrol *e, const char *body, size_t len,
-    const char *peer, struct enrol_answer *ans);
+struct db;
+enum fc_err enrol_challenge(struct enrol *e, struct db *db, const char *body,
+    size_t len, const char *peer, struct enrol_answer *ans);
+enum fc_err enrol_reenrol(struct enrol *e, struct db *db, const char *body,
+    size_t len, const char *peer, struct enrol_answer *ans);
 
 /* Copies the counters. */
 void enrol_stats_get(struct enrol *e, struct enrol_stats *out);
@@ -170,11 +173,10 @@ void enrol_stats_get(struct enrol *e, struct enrol_stats *out);
 int enrol_serial_failures(struct enrol *e, const char *serial);
 
 /*
- * Start-up recovery, called by main.c before the listener starts: voids the
+ * Start-up recovery, called before the listener starts: voids the
  * re-enrolments a crash interrupted (inv_enrol_recover) and purges expired
  * challenges. *voided (may be NULL) gets how many rows were voided.
  */
-struct db;
 enum fc_err enrol_recover(struct db *db, int *voided);
 
 #endif
