@@ -196,6 +196,32 @@ grep -q 'info: stopped' "$T/log3" &&
 	fail "reload to log_level error had no effect" ||
 	pass "reload to log_level error took effect"
 
+# --- socket activation (fleetcertd.socket): the API socket comes from
+# systemd-socket-activate, which starts the daemon on the first connection
+# and passes the socket as LISTEN_FDS with the name "api" ---
+if command -v systemd-socket-activate > /dev/null; then
+	write_conf info
+	sed -i "s|^listen = unix:.*|listen = systemd:api|" "$T/fc.conf"
+	rm -f "$T/api.sock"
+	systemd-socket-activate -l "$T/act.sock" --fdname=api \
+		"$D" -c "$T/fc.conf" > "$T/out6" 2> "$T/log6" &
+	apid=$!
+	pids="$pids $apid"
+	i=0
+	while [ ! -S "$T/act.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	code=$(curl -s -m 20 -o "$T/health2" -w '%{http_code}' --unix-socket "$T/act.sock" \
+		-H "Authorization: Bearer $TOKEN" http://fleetcert/v1/health)
+	[ "$code" = 200 ] && wait_for "$T/log6" 'listening on systemd:api' 10 &&
+		pass "socket activation: the API answers on the passed socket" ||
+		fail "socket activation: $code $(cat "$T/log6")"
+	kill -TERM "$apid" 2>/dev/null
+	wait "$apid" 2>/dev/null
+	pids=$(echo "$pids" | sed "s/ $apid//")
+	sleep 0.5
+else
+	echo "skip: no systemd-socket-activate"
+fi
+
 # --- a CA key that does not match: the signer refuses, nothing starts,
 # no READY=1 ---
 sh "$top_srcdir/tests/mkca.sh" "$T/ca2" > /dev/null
