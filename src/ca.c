@@ -9,10 +9,12 @@
 #define OPENSSL_API_COMPAT 10101	/* ENGINE and EC_KEY: libp11 needs them */
 #include "fc_build.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/ec.h>
@@ -205,6 +207,32 @@ split_uri(const char *uri, char **path_part, char **module, char *why,
 	return FC_OK;
 }
 
+/* The cause of a failed PKCS#11 key load, from the error queue's reason
+ * strings only (their data strings may echo the URI). */
+static const char *
+pkcs11_cause(void)
+{
+	const char *cause = "token or key object missing, or the PIN "
+	    "(key_pin_file) is wrong";
+	const char *r;
+	unsigned long e;
+
+	while ((e = ERR_get_error()) != 0) {
+		r = ERR_reason_error_string(e);
+		if (r == NULL)
+			continue;
+		if (strstr(r, "PIN") != NULL) {
+			cause = "the PIN (key_pin_file) is wrong, locked or "
+			    "expired";
+			break;
+		}
+		if (strstr(r, "not found") != NULL)
+			cause = "token or key object not found";
+	}
+	ERR_clear_error();
+	return cause;
+}
+
 static enum fc_err
 load_pkcs11_key(struct ca *ca, const struct cfg *cfg, char *why,
     size_t whylen)
@@ -224,6 +252,12 @@ load_pkcs11_key(struct ca *ca, const struct cfg *cfg, char *why,
 			say(why, whylen, "key PIN: %s", err);
 			goto out;
 		}
+	}
+	if (module != NULL && access(module, R_OK) != 0) {
+		say(why, whylen, "key: PKCS#11 module %s: %s", module,
+		    strerror(errno));
+		result = FC_EIO;
+		goto out;
 	}
 	result = FC_ECRYPTO;
 	ca->engine = ENGINE_by_id("pkcs11");
@@ -251,10 +285,11 @@ load_pkcs11_key(struct ca *ca, const struct cfg *cfg, char *why,
 		ca->engine = NULL;
 		goto out;
 	}
-	ca->key = ENGINE_load_private_key(ca->engine, uri, UI_null(), NULL);
+	ca->key = ENGINE_load_private_key(ca->engine, uri,
+	    (UI_METHOD *)UI_null(), NULL);
 	if (ca->key == NULL) {
-		say(why, whylen, "key: PKCS#11 key not available: token or "
-		    "object missing, or the PIN (key_pin_file) is wrong");
+		say(why, whylen, "key: PKCS#11 key not available: %s",
+		    pkcs11_cause());
 		goto out;
 	}
 	result = FC_OK;

@@ -18,6 +18,7 @@
 #include "cfgcheck.h"
 #include "config.h"
 #include "db.h"
+#include "enrol_http.h"
 #include "inventory.h"
 #include "log.h"
 #include "scheduler.h"
@@ -38,6 +39,7 @@ struct daemon {
 	int		 lock_fd;
 	struct db	*db;		/* the main thread's connection */
 	int		 sched_up;
+	struct enrol_listener *enrol;	/* NULL: [enrol] listen unset */
 	/* cached inventory phrase for STATUS= */
 	char		 inv_status[128];
 	long long	 inv_status_at;
@@ -155,7 +157,8 @@ daemon_reload(void *arg)
 static void
 daemon_stop(struct daemon *d)
 {
-	/* enrol listener (branch enrol): enrol_stop() */
+	enrol_stop(d->enrol);
+	d->enrol = NULL;
 	/* operator API (branch api): api_stop() */
 	/* renewal, delivery, hub client: their finalise calls */
 	if (d->sched_up)
@@ -227,7 +230,9 @@ daemon_start(struct daemon *d)
 	 * calls go here; they register jobs, fds, status and drain hooks
 	 * with scheduler.h. */
 	/* operator API (branch api): result = api_start(d->cfg, ...); */
-	/* enrolment listener (branch enrol): result = enrol_start(...); */
+	result = enrol_start(d->cfg, d->db, &d->enrol);
+	if (result != FC_OK)
+		return result;
 	return FC_OK;
 }
 

@@ -26,8 +26,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "ca.h"
 #include "config.h"
+#include "der.h"
 #include "log.h"
 #include "signer.h"
 
@@ -656,6 +659,55 @@ signer_health(struct signer_status *st)
 	return st->up;
 }
 
+/* 0 if the DER certificate's serialNumber is the hex serial. */
+static int
+der_serial_matches(const unsigned char *der, size_t len, const char *serial)
+{
+	struct der_rd r = { der, len }, cert, tbs, v, sn;
+	char hex[2 * 21 + 1];
+
+	if (der_get(&r, DER_SEQUENCE, &cert, NULL) != 0 ||
+	    der_get(&cert, DER_SEQUENCE, &tbs, NULL) != 0 ||
+	    der_get(&tbs, 0xa0, &v, NULL) != 0 ||
+	    der_get(&tbs, DER_INTEGER, &sn, NULL) != 0 || sn.len > 21)
+		return -1;
+	if (sn.len > 1 && sn.p[0] == 0) {
+		sn.p++;
+		sn.len--;
+	}
+	fc_hex(sn.p, sn.len, hex, 0);
+	return strcmp(hex, serial) == 0 ? 0 : -1;
+}
+
+static EVP_MD *md_sha1, *md_sha256;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+/* Fetched once: an implicit fetch per call costs more than the hash. */
+static void
+md_fetch(void)
+{
+	md_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static int
+fingerprints(struct ca_cert *c)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n;
+
+	pthread_once(&md_once, md_fetch);
+	if (md_sha1 == NULL || md_sha256 == NULL)
+		return -1;
+	if (EVP_Digest(c->der, c->der_len, md, &n, md_sha1, NULL) != 1)
+		return -1;
+	fc_hex(md, n, c->sha1, 1);
+	if (EVP_Digest(c->der, c->der_len, md, &n, md_sha256, NULL) != 1)
+		return -1;
+	fc_hex(md, n, c->sha256, 1);
+	return 0;
+}
+
 /* One exchange with the worker: mutex held. On a lost worker the request
  * fails with FC_EIO and the next call picks up the restarted one. */
 static enum fc_err
@@ -760,15 +812,19 @@ signer_issue(const struct ca_issue_req *req, struct ca_cert **out, char *why,
 		goto out;
 	memcpy(cert->der, a->der, a->der_len);
 	cert->der_len = a->der_len;
-	/* Serial, dates and fingerprints from the DER itself: the main
-	 * process stores what was really signed. */
-	r = ca_cert_fill(cert);
-	if (r != FC_OK || strcmp(cert->serial, req->serial) != 0) {
+	/* The main process stores what was really signed: the serial is
+	 * read back from the DER, the fingerprints hashed here. */
+	if (der_serial_matches(cert->der, cert->der_len, req->serial) != 0 ||
+	    fingerprints(cert) != 0) {
 		log_error("device %s: signer answered a certificate that does "
 		    "not match the request", req->device_id);
 		r = FC_EINTERNAL;
 		goto out;
 	}
+	snprintf(cert->serial, sizeof(cert->serial), "%s", req->serial);
+	cert->not_before = (time_t)a->not_before;
+	cert->not_after = (time_t)a->not_after;
+	r = FC_OK;
 	*out = cert;
 	cert = NULL;
 out:
