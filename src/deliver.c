@@ -210,10 +210,15 @@ static void
 describe(const struct hub_result *res, const char *what, char *buf,
     size_t len)
 {
-	snprintf(buf, len, "%s: %s (HTTP %ld, %d %s%s%s)", what,
+	int n;
+
+	/* Truncation is fine: last_error is for people. */
+	n = snprintf(buf, len, "%s: %s (HTTP %ld, %d %s%s%.120s)", what,
 	    hub_outcome_name(res->outcome), res->http_status, res->error.code,
 	    res->error.name, res->error.message[0] ? ": " : "",
 	    res->error.message);
+	if (n < 0 && len > 0)
+		buf[0] = '\0';
 }
 
 /* The step backs off: row stays at its step, attempts + 1. */

@@ -21,7 +21,9 @@
 #include "enrol_http.h"
 #include "inventory.h"
 #include "log.h"
+#include "renew_service.h"
 #include "scheduler.h"
+#include "signer.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/fleetcert/fleetcertd.conf"
 #define RETIRED_MAX	256
@@ -147,6 +149,8 @@ daemon_reload(void *arg)
 	 * Each reload function must leave its module unchanged when it
 	 * fails; it returns an fc_err and logs the cause itself. */
 	log_set_level((enum log_level)nw->log_level);
+	if (renew_service_reload(nw) != FC_OK)
+		log_error("reload: renewal keeps its previous settings");
 
 	d->retired[d->nretired++] = d->cfg;
 	d->cfg = nw;
@@ -160,13 +164,13 @@ daemon_stop(struct daemon *d)
 	enrol_stop(d->enrol);
 	d->enrol = NULL;
 	/* operator API (branch api): api_stop() */
-	/* renewal, delivery, hub client: their finalise calls */
+	renew_service_stop();
 	if (d->sched_up)
 		sched_finalise();
 	d->sched_up = 0;
 	db_close(d->db);
 	d->db = NULL;
-	/* signer (branch ca): signer_stop() */
+	signer_stop();
 	if (d->lock_fd >= 0)
 		db_lock_release(d->lock_fd);
 	d->lock_fd = -1;
@@ -206,7 +210,14 @@ daemon_start(struct daemon *d)
 	if (result != FC_OK)
 		return result;
 
-	/* signer (branch ca): result = signer_start(d->cfg, &d->signer); */
+	{
+		char why[256] = "";
+		result = signer_start(d->cfg, why, sizeof(why));
+		if (result != FC_OK) {
+			log_error("signer: cannot start: %s", why);
+			return result;
+		}
+	}
 
 	result = db_open(d->cfg->db_path, DB_OPEN_MIGRATE, &d->db);
 	if (result != FC_OK) {
@@ -226,9 +237,11 @@ daemon_start(struct daemon *d)
 	if (result != FC_OK)
 		return result;
 
-	/* hub client (branch hubclient), renewal, delivery: their init
-	 * calls go here; they register jobs, fds, status and drain hooks
-	 * with scheduler.h. */
+	/* hub client, renewal and delivery: jobs, hub sockets, status,
+	 * drain, health and metrics. */
+	result = renew_service_start(d->cfg, d->db);
+	if (result != FC_OK)
+		return result;
 	/* operator API (branch api): result = api_start(d->cfg, ...); */
 	result = enrol_start(d->cfg, d->db, &d->enrol);
 	if (result != FC_OK)
