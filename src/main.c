@@ -210,7 +210,9 @@ daemon_start(struct daemon *d)
 	if (result != FC_OK)
 		return result;
 
-	{
+	/* Without a [ca] the daemon serves the inventory only: no signer,
+	 * no renewal (logged by renew_service_start). */
+	if (d->cfg->ca_certificate != NULL && d->cfg->ca_key != NULL) {
 		char why[256] = "";
 		result = signer_start(d->cfg, why, sizeof(why));
 		if (result != FC_OK) {

@@ -341,6 +341,12 @@ renew_service_start(const struct cfg *cfg, struct db *db)
 	rs.cfg = cfg;
 	rs.db = db;
 	rs.healthy = 1;
+	if (cfg->ca_certificate == NULL || cfg->ca_key == NULL) {
+		log_warn("renewal: no [ca] certificate and key configured; "
+		    "renewal and delivery are off");
+		health_set("renewal", 1, "off: no [ca] configured");
+		return FC_OK;
+	}
 	result = ca_load(cfg, CA_LOAD_CERT_ONLY, &rs.ca, why, sizeof(why));
 	if (result != FC_OK) {
 		log_error("renewal: CA certificate: %s", why);
