@@ -647,6 +647,23 @@ forged(int fd, const void *msg, size_t len)
 	return a.status;
 }
 
+struct serve_arg {
+	int		 fd;
+	struct ca	*ca;
+	int		 rc;
+};
+
+static void *
+serve_thread(void *arg)
+{
+	struct serve_arg *a = arg;
+
+	a->rc = signer_serve(a->fd, a->ca);
+	return NULL;
+}
+
+/* The worker's loop runs in a thread here, so that the sanitizers see
+ * its memory too. */
 START_TEST(test_signer_forged)
 {
 	struct ca *ca = load(ec_dir);
@@ -654,16 +671,15 @@ START_TEST(test_signer_forged)
 	EVP_PKEY *k = keygen("P-256");
 	unsigned char *der, junk[SIGNER_MSG_MAX + 100];
 	size_t len, base = offsetof(struct signer_issue_msg, key);
-	int sv[2], status;
-	pid_t pid;
+	struct serve_arg sa;
+	pthread_t th;
+	int sv[2];
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		_exit(signer_serve(sv[1], ca));
-	}
-	close(sv[1]);
+	sa.fd = sv[1];
+	sa.ca = ca;
+	sa.rc = -1;
+	ck_assert_int_eq(pthread_create(&th, NULL, serve_thread, &sa), 0);
 	der = spki_of(k, &len);
 
 	memset(junk, 0x41, sizeof(junk));
@@ -709,13 +725,61 @@ START_TEST(test_signer_forged)
 		    sizeof(f), 9 };
 		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
 	}
+	/* CRL messages: a BEGIN of the wrong size, entries with a count that
+	 * disagrees with the message, an unterminated serial. */
+	{
+		struct signer_crl_begin_msg b = { { SIGNER_MAGIC,
+		    SIGNER_CRL_BEGIN, sizeof(b), 10 }, 5 };
+		struct signer_crl_entries_msg *en = calloc(1, sizeof(*en));
+		struct signer_hdr f = { SIGNER_MAGIC, SIGNER_CRL_FINISH,
+		    sizeof(f), 11 };
+		struct signer_answer_msg a;
+		unsigned char chunk[SIGNER_MSG_MAX];
+		size_t elen = offsetof(struct signer_crl_entries_msg, e) +
+		    sizeof(en->e[0]);
+
+		b.h.length = sizeof(b) + 1;
+		ck_assert_int_eq(forged(sv[0], &b, sizeof(b)), FC_EINVAL);
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		b.h.length = sizeof(b);
+		en->h.magic = SIGNER_MAGIC;
+		en->h.type = SIGNER_CRL_ENTRIES;
+		en->h.length = (uint32_t)elen;
+		en->count = 2;
+		strcpy(en->e[0].serial, "abcdef");
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(send(sv[0], en, elen, 0), (ssize_t)elen);
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		en->count = 1;
+		memset(en->e[0].serial, '1', sizeof(en->e[0].serial));
+		b.number = 6;
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(send(sv[0], en, elen, 0), (ssize_t)elen);
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		/* A good one: answer, then the DER in DATA messages. */
+		strcpy(en->e[0].serial, "abcdef");
+		b.number = 7;
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(send(sv[0], en, elen, 0), (ssize_t)elen);
+		ck_assert_int_eq(send(sv[0], &f, sizeof(f), 0), sizeof(f));
+		ck_assert_int_gt(recv(sv[0], &a, sizeof(a), 0), 0);
+		ck_assert_int_eq(a.status, FC_OK);
+		ck_assert_int_gt(a.total, 100);
+		ck_assert_int_eq(recv(sv[0], chunk, sizeof(chunk), 0),
+		    (ssize_t)(sizeof(struct signer_hdr) + a.total));
+		/* CRL numbers only go up. */
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		free(en);
+	}
 	/* And the signer still serves a well-formed request. */
 	m->h.type = SIGNER_ISSUE_SPKI;
 	ck_assert_int_eq(forged(sv[0], m, base + len), FC_OK);
 
 	close(sv[0]);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	pthread_join(th, NULL);
+	close(sv[1]);
+	ck_assert_int_eq(sa.rc, 0);
 	OPENSSL_free(der);
 	EVP_PKEY_free(k);
 	free(m);
