@@ -388,6 +388,64 @@ START_TEST(test_csr_refused)
 }
 END_TEST
 
+/* Random damage to a CSR and to an SPKI: refused or (rarely) accepted,
+ * never a crash (the sanitizer build runs this too). */
+START_TEST(test_mutations)
+{
+	struct ca *ca = load(ec_dir);
+	EVP_PKEY *k = keygen("P-256"), *r = keygen("RSA2048");
+	unsigned char *csr, *spki, *rcsr, *buf;
+	size_t clen, slen, rlen;
+	struct ca_issue_req q;
+	struct ca_cert *c;
+	char serial[FC_CERT_SERIAL_MAX], why[256];
+	unsigned char rnd[3];
+	int i, accepted = 0;
+	enum fc_err e;
+
+	csr = csr_of(k, &clen);
+	spki = spki_of(k, &slen);
+	rcsr = csr_of(r, &rlen);
+	buf = malloc(4096);
+	for (i = 0; i < 3000; i++) {
+		const unsigned char *src = i % 3 == 0 ? csr : i % 3 == 1 ?
+		    spki : rcsr;
+		size_t len = i % 3 == 0 ? clen : i % 3 == 1 ? slen : rlen;
+		RAND_bytes(rnd, sizeof(rnd));
+		memcpy(buf, src, len);
+		buf[((size_t)rnd[0] << 8 | rnd[1]) % len] ^= (unsigned char)(
+		    rnd[2] ? rnd[2] : 1);
+		if (i % 7 == 0)
+			len -= rnd[2] % len;
+		req_init(&q, serial, "dev-mut");
+		if (i % 3 == 1) {
+			q.spki = buf;
+			q.spki_len = len;
+		} else {
+			q.csr = buf;
+			q.csr_len = len;
+		}
+		c = NULL;
+		e = ca_cert_issue(ca, &q, &c, why, sizeof(why));
+		ck_assert_msg(e == FC_OK || e == FC_EINVAL, "mutation %d: %d",
+		    i, e);
+		if (e == FC_OK)
+			accepted++;
+		ca_cert_free(c);
+	}
+	/* Only SPKI damage that keeps a valid key can pass (e.g. an RSA
+	 * exponent bit); CSR damage never verifies. */
+	ck_assert_int_lt(accepted, 100);
+	free(buf);
+	OPENSSL_free(csr);
+	OPENSSL_free(spki);
+	OPENSSL_free(rcsr);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(r);
+	ca_free(ca);
+}
+END_TEST
+
 START_TEST(test_spki_refused)
 {
 	struct ca *ca = load(ec_dir);
@@ -1063,6 +1121,7 @@ main(void)
 	tcase_add_test(tc, test_issue_rsa_ca);
 	tcase_add_test(tc, test_csr_refused);
 	tcase_add_test(tc, test_spki_refused);
+	tcase_add_test(tc, test_mutations);
 	tcase_add_test(tc, test_request_checks);
 	tcase_add_test(tc, test_key_files);
 	tcase_add_test(tc, test_crl);
