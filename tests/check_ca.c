@@ -633,6 +633,11 @@ crl_build(struct ca *ca, uint64_t number, int n)
 	snprintf(e.serial, sizeof(e.serial), "12");
 	e.reason = 7;
 	ck_assert_int_eq(ca_crl_add(crl, &e), FC_EINVAL);
+	e.reason = 1;
+	e.revoked_at = 253402300800LL;
+	ck_assert_int_eq(ca_crl_add(crl, &e), FC_EINVAL);
+	e.revoked_at = 2524608000LL;	/* 2050: GeneralizedTime */
+	ck_assert_int_eq(ca_crl_add(crl, &e), FC_OK);
 	ck_assert_int_eq(ca_crl_finish(crl, &der, &len), FC_OK);
 	ca_crl_free(crl);
 	p = der;
@@ -661,7 +666,7 @@ START_TEST(test_crl)
 		ck_assert_int_eq(X509_CRL_get_version(x), 1);
 		/* No entries: the field is absent (RFC 5280 5.1.2.6). */
 		ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)),
-		    n == 0 ? -1 : n);
+		    n + 1);
 		num = X509_CRL_get_ext_d2i(x, NID_crl_number, &crit, NULL);
 		ck_assert_ptr_nonnull(num);
 		ck_assert_int_eq(ASN1_INTEGER_get(num), 7 + i);
