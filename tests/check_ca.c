@@ -959,6 +959,24 @@ START_TEST(test_signer_process)
 	ck_assert_int_eq(signer_health(&st), 1);
 	ck_assert_int_eq(st.restarts, 1);
 	ck_assert_int_ne(st.worker_pid, old);
+
+	/* Polling the health alone notices a dead worker, then the new one
+	 * (after the back-off, now 2 s). */
+	old = st.worker_pid;
+	ck_assert_int_eq(kill(old, SIGKILL), 0);
+	for (i = 0; i < 50 && signer_health(&st); i++)
+		usleep(100000);
+	ck_assert_int_eq(st.up, 0);
+	ck_assert_str_eq(st.reason, "signer worker exited");
+	for (i = 0; i < 100 && !signer_health(&st); i++)
+		usleep(100000);
+	ck_assert_int_eq(st.up, 1);
+	ck_assert_int_eq(st.restarts, 2);
+	ck_assert_int_ne(st.worker_pid, old);
+	ck_assert_int_eq(ca_serial_new(serial), FC_OK);
+	ck_assert_int_eq(signer_issue(&r, &c, why, sizeof(why)), FC_OK);
+	ca_cert_free(c);
+	c = NULL;
 	signer_stop();
 	ck_assert_int_eq(signer_health(&st), 0);
 	ck_assert_int_eq(signer_issue(&r, &c, why, sizeof(why)), FC_EIO);
