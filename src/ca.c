@@ -110,9 +110,12 @@ load_pem_key(struct ca *ca, const struct cfg *cfg, char *why, size_t whylen)
 			goto out;
 		}
 	}
-	result = fc_file_read(cfg->ca_key, CA_FILE_MAX, &pem, &pem_len);
+	/* The key is a secret like the others: not readable by others, and
+	 * a bare name is a systemd credential (LoadCredential=). */
+	result = cfg_secret_read(cfg->ca_key, &pem, &pem_len, err,
+	    sizeof(err));
 	if (result != FC_OK) {
-		say(why, whylen, "key %s: cannot read", cfg->ca_key);
+		say(why, whylen, "key: %s", err);
 		goto out;
 	}
 	result = FC_ECRYPTO;

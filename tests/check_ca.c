@@ -596,6 +596,24 @@ START_TEST(test_key_files)
 	cfg_for(&cfg, ec_dir);
 	cfg.ca_key = "/nonexistent/key.pem";
 	ck_assert_int_eq(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_EIO);
+	/* A CA key others can read is refused, and so is a symlink. */
+	snprintf(cmd, sizeof(cmd), "cp %s/intermediate.key %s/open.key && "
+	    "chmod 644 %s/open.key && ln -s %s/intermediate.key %s/link.key",
+	    ec_dir, d, d, ec_dir, d);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/open.key", d);
+	cfg.ca_key = cmd;
+	ck_assert_int_eq(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_EPERM);
+	ck_assert_ptr_nonnull(strstr(why, "accessible to others"));
+	snprintf(cmd, sizeof(cmd), "%s/link.key", d);
+	ck_assert_int_ne(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_OK);
+	/* A bare name is a systemd credential. */
+	setenv("CREDENTIALS_DIRECTORY", ec_dir, 1);
+	cfg.ca_key = "intermediate.key";
+	ck_assert_int_eq(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_OK);
+	ca_free(ca);
+	ca = NULL;
+	unsetenv("CREDENTIALS_DIRECTORY");
 	cfg_for(&cfg, ec_dir);
 	ck_assert_int_eq(ca_load(&cfg, CA_LOAD_CERT_ONLY, &ca, why,
 	    sizeof(why)), FC_OK);
