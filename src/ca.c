@@ -9,6 +9,7 @@
 #define OPENSSL_API_COMPAT 10101	/* ENGINE and EC_KEY: libp11 needs them */
 #include "fc_build.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,11 +151,9 @@ pct_decode(const char *src, size_t len)
 	for (i = 0; i < len; i++) {
 		if (src[i] == '%') {
 			unsigned v;
-			if (i + 2 >= len) {
-				free(out);
-				return NULL;
-			}
-			if (sscanf(src + i + 1, "%2x", &v) != 1) {
+			if (i + 2 >= len || !isxdigit((unsigned char)src[i + 1]) ||
+			    !isxdigit((unsigned char)src[i + 2]) ||
+			    sscanf(src + i + 1, "%2x", &v) != 1 || v == 0) {
 				free(out);
 				return NULL;
 			}

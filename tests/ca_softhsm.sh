@@ -54,6 +54,10 @@ run() {
 }
 run "$uri" pin hsm-dev-1 spki dev.spki c1.der || { cat err.log; fail "issue (spki)"; }
 run "$uri" pin hsm-dev-2 csr dev.csr c2.der || { cat err.log; fail "issue (csr)"; }
+# RFC 7512 percent-encoding in the module path.
+enc=$(printf '%s' "$module" | sed 's/\./%2E/g')
+run "pkcs11:token=fleetcert-ca;object=ca-key;type=private?module-path=$enc" pin \
+	hsm-dev-3 spki dev.spki c3.der || { cat err.log; fail "issue (encoded module-path)"; }
 for c in c1 c2; do
 	openssl x509 -inform DER -in $c.der -out $c.pem
 	openssl verify -CAfile ca/root.pem -untrusted ca/intermediate.pem $c.pem >/dev/null ||
