@@ -88,3 +88,10 @@ expect_status "$st" 200 "device side survived the restart"
 "$HUBSIM_BIN" --help | grep -q -- "--control-token" || fail "--help"
 "$HUBSIM_BIN" gen-fleet --help | grep -q -- "--expire-in-days" || fail "gen-fleet --help"
 ok "option errors and --help"
+
+# The man page is lint-clean.
+if command -v mandoc >/dev/null; then
+	out=$(mandoc -T lint "$top_srcdir/doc/fleetcert-hubsim.1" 2>&1) || fail "mandoc -T lint: $out"
+	[ -z "$out" ] || fail "mandoc -T lint: $out"
+	ok "man page is mandoc -T lint clean"
+fi
