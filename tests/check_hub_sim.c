@@ -648,6 +648,19 @@ START_TEST(classes_misconfigured_unreachable)
 	ck_assert_int_eq(res->attempts, 1);
 	hub_result_free(res);
 	hub_close(h);
+	/* an unrelated ca_file adds a trust anchor; it does not trust all */
+	{
+		char op[128], ok[128];
+		snprintf(op, sizeof(op), "%s/other.pem", dir);
+		snprintf(ok, sizeof(ok), "%s/other.key", dir);
+		make_cert(op, ok);
+		h = hub_with("iothubowner", OWNER_KEY, op, NULL);
+		res = CALL(h, hub_req_device_get("x", &r_));
+		expect(res, HUB_MISCONFIGURED, 0);
+		ck_assert_int_eq(res->http_status, 0);
+		hub_result_free(res);
+		hub_close(h);
+	}
 	/* a host that does not resolve */
 	hub_opts_default(&o);
 	ck_assert_int_eq(hub_open_string("sim", "HostName=no-such-hub.invalid;"
