@@ -493,6 +493,12 @@ START_TEST(error_shapes)
 	ck_assert_str_eq(e.message, "{not json");
 	hub_error_parse(NULL, 0, NULL, &e);
 	ck_assert_int_eq(e.code, 0);
+	/* a message quoting the token is withheld */
+	b1 = "{\"Message\":\"ErrorCode:IotHubUnauthorizedAccess;bad token "
+	    "SharedAccessSignature sr=h&sig=abc&se=1\"}";
+	hub_error_parse(b1, strlen(b1), NULL, &e);
+	ck_assert(hub_error_is(&e, HUB_E_UNAUTHORIZED));
+	ck_assert_ptr_null(strstr(e.message, "sig="));
 }
 END_TEST
 
