@@ -123,17 +123,32 @@ hubsim_start() {
 	export HUBSIM_CONN_SERVICE HUBSIM_CONN_REGISTRY_READ HUBSIM_CONN_REGISTRY_RW
 }
 
+# Stops the simulator; returns non-zero when it did not exit cleanly (a
+# crash, or a sanitizer report in its log).
 hubsim_stop() {
+	_rc=0
 	if [ -n "${HUBSIM_PID:-}" ]; then
 		kill "$HUBSIM_PID" 2>/dev/null
-		wait "$HUBSIM_PID" 2>/dev/null
+		wait "$HUBSIM_PID" 2>/dev/null || _rc=$?
 		HUBSIM_PID=
 	fi
+	if grep -q -e 'runtime error' -e 'Sanitizer' "$HUBSIM_DIR/hubsim.log" 2>/dev/null; then
+		_rc=1
+	fi
+	if [ "$_rc" != 0 ]; then
+		echo "fleetcert-hubsim exited with status $_rc:" >&2
+		tail -40 "$HUBSIM_DIR/hubsim.log" >&2
+	fi
+	return "$_rc"
 }
 
+# For an EXIT trap: stops the simulator, removes the temp dir; with
+# HUBSIM_CHECK_EXIT=1 an unclean simulator exit fails the test.
 hubsim_cleanup() {
-	hubsim_stop
+	_st=$?
+	hubsim_stop || { [ -n "${HUBSIM_CHECK_EXIT:-}" ] && _st=1; }
 	[ -n "${HUBSIM_DIR:-}" ] && rm -rf "$HUBSIM_DIR"
+	exit "$_st"
 }
 
 # URL-encode as the SDKs do (RFC 3986 unreserved characters kept).
