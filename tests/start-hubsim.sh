@@ -142,13 +142,17 @@ hubsim_stop() {
 	return "$_rc"
 }
 
-# For an EXIT trap: stops the simulator, removes the temp dir; with
-# HUBSIM_CHECK_EXIT=1 an unclean simulator exit fails the test.
+# For an EXIT trap: stops the simulator, removes the temp dir. It keeps the
+# script's exit status, except that with HUBSIM_CHECK_EXIT=1 an unclean
+# simulator exit (crash, sanitizer report) makes the script exit 1.
 hubsim_cleanup() {
-	_st=$?
-	hubsim_stop || { [ -n "${HUBSIM_CHECK_EXIT:-}" ] && _st=1; }
+	_bad=0
+	hubsim_stop || _bad=1
 	[ -n "${HUBSIM_DIR:-}" ] && rm -rf "$HUBSIM_DIR"
-	exit "$_st"
+	if [ "$_bad" = 1 ] && [ -n "${HUBSIM_CHECK_EXIT:-}" ]; then
+		exit 1
+	fi
+	return 0
 }
 
 # URL-encode as the SDKs do (RFC 3986 unreserved characters kept).
