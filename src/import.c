@@ -588,12 +588,12 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 		result = inv_cert_insert(ctx->db, &c, ctx->actor);
 	if (result != FC_OK) {
 		/* inventory.c rolled the whole transaction back */
-		log_error("import: device %s: insert failed (%s)", id,
+		log_error("import: device %s: insert failed (%s)", d.device_id,
 		    fc_strerror(result));
 		ctx->in_tx = 0;
 		ctx->fatal = 1;
 		import_err(ctx, line, index, "device %s: could not be stored "
-		    "(%s); nothing applied", q, fc_strerror(result));
+		    "(%s); nothing applied", d.device_id, fc_strerror(result));
 		result = FC_EDB;
 		goto out;
 	}

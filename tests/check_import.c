@@ -875,7 +875,8 @@ START_TEST(manifest_hostile)
 		j = import_result_to_json(&res);
 		ck_assert_ptr_nonnull(j);
 		json_decref(j);
-		ck_assert_int_eq(import_manifest(db, "[{\"x\"\x00:1}]", 12,
+		static const char nul[] = "[{\"x\"\x00:1}]";
+		ck_assert_int_eq(import_manifest(db, nul, sizeof(nul) - 1,
 		    &opts, &res), FC_EINVAL);
 		j = import_result_to_json(&res);
 		ck_assert_ptr_nonnull(j);
