@@ -471,6 +471,10 @@ START_TEST(csv_bad_framing)
 	ck_assert_int_eq(import_csv(db, "serial,identityPublicKey\n", 25,
 	    &opts, &res), FC_EINVAL);
 	ASSERT_ERR(1, "must name deviceId");
+	/* The header's line is where it is, after blank lines. */
+	ck_assert_int_eq(import_csv(db, "\n\r\ndeviceId,sn\n", 15, &opts,
+	    &res), FC_EINVAL);
+	ASSERT_ERR(3, "unknown column \"sn\"");
 
 	/* Unterminated quote: fatal even with skip_bad. */
 	opts.skip_bad = 1;
