@@ -11,14 +11,14 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== build and test (plain) =="
 rm -rf _build && mkdir -p _build && cd _build
-../configure -q
+../configure -q --enable-werror
 make -j"$jobs"
 make -j"$jobs" check || { cat test-suite.log; exit 1; }
 cd "$top"
 
 echo "== build and test (ASan + UBSan) =="
 rm -rf _build-san && mkdir -p _build-san && cd _build-san
-../configure -q --enable-sanitizers
+../configure -q --enable-sanitizers --enable-werror
 make -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -380,7 +380,21 @@ parse_line(struct parser *p, char *line, size_t len)
 	return set_key(p, s, eq + 1);
 }
 
-/* Checks that need the whole file: cross-key ranges and required keys. */
+static int
+key_seen(const struct parser *p, const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < FC_ARRAY_LEN(keys); i++)
+		if (strcmp(keys[i].section, section) == 0 &&
+		    strcmp(keys[i].key, key) == 0)
+			return p->seen[i];
+	return 0;
+}
+
+/* Checks that need the whole file: cross-key ranges and required keys. A
+ * default that conflicts with a value the file sets is clamped to it; two
+ * values the file sets that conflict are an error. */
 static enum fc_err
 cfg_check(struct parser *p)
 {
@@ -388,6 +402,15 @@ cfg_check(struct parser *p)
 	size_t i;
 
 	p->line = 0;
+	if (!key_seen(p, "renewal", "jitter_days") &&
+	    c->jitter_days > c->renew_before_days)
+		c->jitter_days = c->renew_before_days;
+	if (!key_seen(p, "delivery", "retry_initial_seconds") &&
+	    c->retry_initial_seconds > c->retry_max_seconds)
+		c->retry_initial_seconds = c->retry_max_seconds;
+	if (!key_seen(p, "delivery", "retry_max_seconds") &&
+	    c->retry_initial_seconds > c->retry_max_seconds)
+		c->retry_max_seconds = c->retry_initial_seconds;
 	if (c->jitter_days > c->renew_before_days) {
 		snprintf(p->section, sizeof(p->section), "renewal");
 		return perr(p, "jitter_days", "%d exceeds renew_before_days (%d)",

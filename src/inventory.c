@@ -301,27 +301,39 @@ out:
 	return result;
 }
 
+/*
+ * Runs a one-key SELECT and leaves the statement on its row: FC_OK (the
+ * caller resets *out), FC_ENOTFOUND or FC_EDB (statement already reset).
+ */
 static enum fc_err
-device_get_by(struct db *db, const char *q, const char *key,
-    struct inv_device *out)
+lookup_row(struct db *db, const char *q, const char *key, const char *what,
+    sqlite3_stmt **out)
 {
-	sqlite3_stmt *st;
-	enum fc_err result;
+	sqlite3_stmt *st = db_stmt(db, q);
 	int rc;
 
-	st = db_stmt(db, q);
 	if (st == NULL)
 		return FC_EDB;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return FC_ENOTFOUND;
+	if (rc == SQLITE_ROW) {
+		*out = st;
+		return FC_OK;
 	}
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return db_fail(db, "read device");
-	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? FC_ENOTFOUND : db_fail(db, what);
+}
+
+static enum fc_err
+device_get_by(struct db *db, const char *q, const char *key,
+    struct inv_device *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum fc_err result;
+
+	result = lookup_row(db, q, key, "read device", &st);
+	if (result != FC_OK)
+		return result;
 	result = row_device(st, 0, out, 1);
 	sqlite3_reset(st);
 	if (result != FC_OK)
@@ -454,63 +466,49 @@ inv_device_set_needs_reenrol(struct db *db, const char *device_id, int flag)
 	    "update needs_reenrol");
 }
 
-/* Cursor: hex of the last device id returned. */
+/*
+ * Cursors are opaque to clients: "d" + hex of the last device id for the
+ * device-id order, "x<not_after>.<rowid>" for the expiry order.
+ */
 static enum fc_err
-cursor_decode(const char *cursor, char out[FC_DEVICE_ID_MAX])
+cursor_decode_dev(const char *cursor, char out[FC_DEVICE_ID_MAX])
 {
-	size_t n = strlen(cursor), i;
+	size_t n, i;
 
-	if (n % 2 != 0 || n / 2 >= FC_DEVICE_ID_MAX)
+	if (cursor[0] != 'd')
 		return FC_EINVAL;
+	cursor++;
+	n = strlen(cursor);
+	if (n == 0 || n % 2 != 0 || n / 2 >= FC_DEVICE_ID_MAX)
+		return FC_EINVAL;
+	for (i = 0; i < n; i++)
+		if (!strchr("0123456789abcdef", cursor[i]) || cursor[i] == '\0')
+			return FC_EINVAL;
 	for (i = 0; i < n / 2; i++) {
 		unsigned int v;
-		if (sscanf(cursor + 2 * i, "%2x", &v) != 1 ||
-		    !strchr("0123456789abcdef", cursor[2 * i]) ||
-		    !strchr("0123456789abcdef", cursor[2 * i + 1]))
+		if (sscanf(cursor + 2 * i, "%2x", &v) != 1)
 			return FC_EINVAL;
 		out[i] = (char)v;
 	}
 	out[n / 2] = '\0';
-	if (!fc_device_id_valid(out))
+	return fc_device_id_valid(out) ? FC_OK : FC_EINVAL;
+}
+
+static enum fc_err
+cursor_decode_exp(const char *cursor, long long *not_after, long long *rowid)
+{
+	char tail;
+
+	if (sscanf(cursor, "x%lld.%lld%c", not_after, rowid, &tail) != 2 ||
+	    *rowid < 0)
 		return FC_EINVAL;
 	return FC_OK;
 }
 
-enum fc_err
-inv_device_list(struct db *db, const struct inv_device_filter *f,
-    const char *cursor, int limit,
-    int (*cb)(void *arg, const struct inv_device *d, const struct inv_cert *c),
-    void *arg, char next_cursor[INV_CURSOR_MAX])
+/* Binds the filter parameters shared by both list queries (?2..?6). */
+static void
+bind_filter(sqlite3_stmt *st, const struct inv_device_filter *f)
 {
-	/* The current certificate: newest active, else newest in flight. */
-	static const char q[] = "SELECT " DEV_COLS_D ", " CERT_COLS_C
-	    " FROM devices d LEFT JOIN certificates c ON c.serial = ("
-	    "  SELECT serial FROM certificates x WHERE x.device_id = d.device_id"
-	    "  AND x.status IN ('active', 'delivered', 'pending')"
-	    "  ORDER BY x.status = 'active' DESC, x.created_at DESC, x.serial"
-	    "  LIMIT 1)"
-	    " WHERE d.device_id > ?1"
-	    " AND (?2 < 0 OR d.status = ?3)"
-	    " AND (?4 IS NULL OR d.owner = ?4)"
-	    " AND (?5 IS NULL OR d.batch = ?5)"
-	    " AND (?6 IS NULL OR d.hub = ?6)"
-	    " AND (?7 = 0 OR c.not_after < ?7)"
-	    " ORDER BY d.device_id LIMIT ?8";
-	char after[FC_DEVICE_ID_MAX] = "";
-	char last[FC_DEVICE_ID_MAX] = "";
-	sqlite3_stmt *st;
-	enum fc_err result = FC_OK;
-	int rc, n = 0, stop = 0;
-
-	if (limit < 1 || limit > 1000)
-		return FC_EINVAL;
-	if (cursor != NULL && cursor[0] != '\0' &&
-	    cursor_decode(cursor, after) != FC_OK)
-		return FC_EINVAL;
-	st = db_stmt(db, q);
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, f ? f->status : -1);
 	if (f && f->status >= 0)
 		sqlite3_bind_text(st, 3, inv_dev_status_name(f->status), -1,
@@ -521,8 +519,67 @@ inv_device_list(struct db *db, const struct inv_device_filter *f,
 		sqlite3_bind_text(st, 5, f->batch, -1, SQLITE_STATIC);
 	if (f && f->hub)
 		sqlite3_bind_text(st, 6, f->hub, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, f ? f->expiring_before : 0);
-	sqlite3_bind_int(st, 8, limit);
+}
+
+#define FILTER_SQL \
+	" AND (?2 < 0 OR d.status = ?3)" \
+	" AND (?4 IS NULL OR d.owner = ?4)" \
+	" AND (?5 IS NULL OR d.batch = ?5)" \
+	" AND (?6 IS NULL OR d.hub = ?6)"
+
+enum fc_err
+inv_device_list(struct db *db, const struct inv_device_filter *f,
+    const char *cursor, int limit,
+    int (*cb)(void *arg, const struct inv_device *d, const struct inv_cert *c),
+    void *arg, char next_cursor[INV_CURSOR_MAX])
+{
+	/* Device-id order; the current certificate is the newest active one,
+	 * else the newest in flight. */
+	static const char q_dev[] = "SELECT " DEV_COLS_D ", " CERT_COLS_C
+	    ", c.rowid FROM devices d LEFT JOIN certificates c ON c.serial = ("
+	    "  SELECT serial FROM certificates x WHERE x.device_id = d.device_id"
+	    "  AND x.status IN ('active', 'delivered', 'pending')"
+	    "  ORDER BY x.status = 'active' DESC, x.created_at DESC, x.serial"
+	    "  LIMIT 1)"
+	    " WHERE d.device_id > ?1" FILTER_SQL
+	    " ORDER BY d.device_id LIMIT ?7";
+	/* Expiry order: a range scan on certificates (status, not_after),
+	 * cost O(rows returned). */
+	static const char q_exp[] = "SELECT " DEV_COLS_D ", " CERT_COLS_C
+	    ", c.rowid FROM certificates c JOIN devices d"
+	    " ON d.device_id = c.device_id"
+	    " WHERE c.status = 'active' AND c.not_after < ?1"
+	    " AND (c.not_after > ?8 OR (c.not_after = ?8 AND c.rowid > ?9))"
+	    FILTER_SQL
+	    " ORDER BY c.not_after, c.rowid LIMIT ?7";
+	char after[FC_DEVICE_ID_MAX] = "";
+	long long exp_after = -1, rowid_after = -1, last_exp = 0, last_rowid = 0;
+	char last[FC_DEVICE_ID_MAX] = "";
+	int by_expiry = f != NULL && f->expiring_before != 0;
+	sqlite3_stmt *st;
+	enum fc_err result = FC_OK;
+	int rc = SQLITE_DONE, n = 0, stop = 0;
+
+	if (limit < 1 || limit > 1000)
+		return FC_EINVAL;
+	if (cursor != NULL && cursor[0] != '\0') {
+		result = by_expiry ?
+		    cursor_decode_exp(cursor, &exp_after, &rowid_after) :
+		    cursor_decode_dev(cursor, after);
+		if (result != FC_OK)
+			return result;
+	}
+	st = db_stmt(db, by_expiry ? q_exp : q_dev);
+	if (st == NULL)
+		return FC_EDB;
+	if (by_expiry) {
+		sqlite3_bind_int64(st, 1, f->expiring_before);
+		sqlite3_bind_int64(st, 8, exp_after);
+		sqlite3_bind_int64(st, 9, rowid_after);
+	} else
+		sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+	bind_filter(st, f);
+	sqlite3_bind_int(st, 7, limit);
 	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct inv_device d;
 		struct inv_cert c;
@@ -535,6 +592,9 @@ inv_device_list(struct db *db, const struct inv_device_filter *f,
 			break;
 		}
 		snprintf(last, sizeof(last), "%s", d.device_id);
+		if (has_cert)
+			last_exp = c.not_after;
+		last_rowid = sqlite3_column_int64(st, 26);
 		n++;
 		stop = cb(arg, &d, has_cert ? &c : NULL) != 0;
 		inv_device_clear(&d);
@@ -547,8 +607,16 @@ inv_device_list(struct db *db, const struct inv_device_filter *f,
 	if (result != FC_OK)
 		return result;
 	next_cursor[0] = '\0';
-	if (n == limit || stop)
-		fc_hex((const unsigned char *)last, strlen(last), next_cursor, 0);
+	if (n == limit || stop) {
+		if (by_expiry)
+			snprintf(next_cursor, INV_CURSOR_MAX, "x%lld.%lld",
+			    last_exp, last_rowid);
+		else {
+			next_cursor[0] = 'd';
+			fc_hex((const unsigned char *)last, strlen(last),
+			    next_cursor + 1, 0);
+		}
+	}
 	return FC_OK;
 }
 
@@ -677,22 +745,12 @@ static enum fc_err
 cert_get_by(struct db *db, const char *q, const char *key,
     struct inv_cert *out)
 {
-	sqlite3_stmt *st = db_stmt(db, q);
+	sqlite3_stmt *st = NULL;
 	enum fc_err result;
-	int rc;
 
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(st);
-		return FC_ENOTFOUND;
-	}
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return db_fail(db, "read certificate");
-	}
+	result = lookup_row(db, q, key, "read certificate", &st);
+	if (result != FC_OK)
+		return result;
 	result = row_cert(st, 0, out, 1);
 	sqlite3_reset(st);
 	if (result != FC_OK)

@@ -106,18 +106,19 @@ struct inv_device_filter {
 	const char	*owner;			/* NULL: any */
 	const char	*batch;
 	const char	*hub;
-	int64_t		 expiring_before;	/* 0: any; else current cert
-						   not_after < this */
+	int64_t		 expiring_before;	/* 0: any; else the active
+						   cert's not_after < this */
 };
 
 /*
- * Lists devices in device-id order after cursor (NULL or "" = from the
- * start), at most limit (1-1000). cb gets each device and its current
- * certificate (NULL if none; both valid only during the call). When more
- * may follow, next_cursor (FC_DEVICE_ID_MAX * 2 + 1 bytes) receives an
- * opaque cursor, else "". FC_EINVAL for a malformed cursor.
+ * Lists devices after cursor (NULL or "" = from the start), at most limit
+ * (1-1000): in device-id order, or, when expiring_before is set, in order of
+ * the active certificate's notAfter (an index range scan). cb gets each
+ * device and its current certificate (NULL if none; both valid only during
+ * the call); cb returns non-zero to stop. When more may follow, next_cursor
+ * receives an opaque cursor, else "". FC_EINVAL for a malformed cursor.
  */
-#define INV_CURSOR_MAX	(FC_DEVICE_ID_MAX * 2 + 1)
+#define INV_CURSOR_MAX	(FC_DEVICE_ID_MAX * 2 + 2)
 enum fc_err inv_device_list(struct db *db, const struct inv_device_filter *f,
     const char *cursor, int limit,
     int (*cb)(void *arg, const struct inv_device *d, const struct inv_cert *c),
