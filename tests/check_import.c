@@ -26,7 +26,7 @@ static char tmpdir[256];
 static struct db *db;
 static struct fgen *gen;
 static struct import_result res;
-static const char *const hubs[] = { "", "eu", "us", NULL };
+static const char *const hubs[] = { "eu", "us", NULL };
 static struct import_opts opts;
 
 static void
@@ -941,11 +941,17 @@ START_TEST(csv_hubs)
 
 	tdev_make(&t, 1, 1, -1, 365);
 	bput(&b, "%s", hdr);
-	row(&b, &t);			/* hub "" */
+	bput(&b, "%s,%s,%s,,ca,,,us\n", t.d.id, t.d.serial, t.key64);
 	opts.hubs = named_only;
 	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
-	ASSERT_ERR(2, "no default [hub]");
-	opts.hubs = NULL;		/* only the default hub */
+	ASSERT_ERR(2, "hub \"us\" is not a configured");
+	opts.hubs = NULL;		/* no named hubs at all */
+	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
+	ASSERT_ERR(2, "hub \"us\" is not a configured");
+	free(b.p);
+	memset(&b, 0, sizeof(b));
+	bput(&b, "%s", hdr);
+	row(&b, &t);			/* hub "": the default hub */
 	ck_assert_int_eq(run_csv(&b), FC_OK);
 	ck_assert_int_eq(devices(), 1);
 
