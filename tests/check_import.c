@@ -325,7 +325,9 @@ START_TEST(csv_bad_rows)
 {
 	struct tdev good, t, other;
 	EVP_PKEY *rsa = EVP_RSA_gen(1024), *p384 = EVP_EC_gen("P-384");
+	EVP_PKEY *comp = EVP_EC_gen("P-256");
 	char *rsa64 = spki_b64_of(rsa), *p384_64 = spki_b64_of(p384);
+	char *comp64;
 	char *off64, *trunc64, *short64, *garbage64;
 	unsigned char offcurve[91];
 	struct {
@@ -338,6 +340,9 @@ START_TEST(csv_bad_rows)
 	tdev_make(&good, 100, 0, 0, 0);
 	tdev_make(&t, 101, 1, -1, 365);
 	tdev_make(&other, 102, 1, -1, 365);
+	ck_assert(EVP_PKEY_set_utf8_string_param(comp, "point-format",
+	    "compressed"));
+	comp64 = spki_b64_of(comp);
 	memcpy(offcurve, t.d.spki, 91);
 	offcurve[90] ^= 0x01;
 	off64 = fgen_b64(offcurve, 91);
@@ -346,6 +351,7 @@ START_TEST(csv_bad_rows)
 	garbage64 = fgen_b64((const unsigned char *)"hello world", 11);
 
 #define CASE(ndl, ...) do { \
+	ck_assert_uint_lt(ncases, FC_ARRAY_LEN(cases)); \
 	snprintf(lines[ncases], sizeof(lines[0]), __VA_ARGS__); \
 	cases[ncases].line = lines[ncases]; \
 	cases[ncases].needle = ndl; \
@@ -365,6 +371,8 @@ START_TEST(csv_bad_rows)
 	    p384_64);
 	CASE("not a point on P-256", "%s,%s,%s,,ca,,,", t.d.id, t.d.serial,
 	    off64);
+	CASE("must be an uncompressed P-256 point", "%s,%s,%s,,ca,,,", t.d.id,
+	    t.d.serial, comp64);
 	CASE("not valid base64", "%s,%s,%s,,ca,,,", t.d.id, t.d.serial,
 	    trunc64);
 	CASE("not a DER SubjectPublicKeyInfo", "%s,%s,%s,,ca,,,", t.d.id,
@@ -443,6 +451,8 @@ START_TEST(csv_bad_rows)
 	}
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(p384);
+	EVP_PKEY_free(comp);
+	free(comp64);
 	free(rsa64);
 	free(p384_64);
 	free(off64);
