@@ -1,0 +1,637 @@
+/*
+ * enrol.c — the re-enrolment endpoint's logic (device-protocol.md §2,
+ * DESIGN.md "Re-enrolment"): hands out nonces, checks a device's proof,
+ * issues through the signer, supersedes the old lineage and answers.
+ * Runs in the main process on the enrolment listener's threads; each call
+ * borrows a database connection of its own from a small pool. Never sees the
+ * CA key: signing goes through struct enrol_issuer.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ec.h>
+#include <openssl/rand.h>
+
+#include "audit.h"
+#include "config.h"
+#include "db.h"
+#include "enrol.h"
+#include "enrol_int.h"
+#include "inventory.h"
+#include "inventory_enrol.h"
+#include "log.h"
+
+#define POOL_MAX	16
+#define LIMIT_SLOTS	65536
+#define KEY_SLOTS	16384
+
+struct enrol {
+	pthread_mutex_t		 mu;		/* pool and stats */
+	struct db		*pool[POOL_MAX];
+	int			 npool;
+	char			*db_path;
+	const struct cfg	*cfg;		/* the hubs; outlives e */
+	int			 ttl;
+	int			 allow_new_key;
+	int			 renew_before_days;
+	struct enrol_limit	*per_serial;
+	struct enrol_limit	*per_addr;
+	struct enrol_keys	*keys;
+	struct enrol_issuer	 iss;
+	/* Verified against when the serial is unknown, so that an unknown
+	 * serial costs what a known one costs (no timing oracle). */
+	EVP_PKEY		*decoy;
+	struct enrol_stats	 st;
+};
+
+/* Proof failures, named in the audit log only; the client sees one 401. */
+static const char *const UNAUTH_MSG = "proof rejected";
+
+void
+enrol_answer_clear(struct enrol_answer *a)
+{
+	if (a == NULL)
+		return;
+	free(a->body);
+	memset(a, 0, sizeof(*a));
+}
+
+static void
+stat_add(struct enrol *e, uint64_t *counter)
+{
+	pthread_mutex_lock(&e->mu);
+	(*counter)++;
+	pthread_mutex_unlock(&e->mu);
+}
+
+void
+enrol_stats_get(struct enrol *e, struct enrol_stats *out)
+{
+	pthread_mutex_lock(&e->mu);
+	*out = e->st;
+	pthread_mutex_unlock(&e->mu);
+}
+
+static enum fc_err
+answer_json(struct enrol_answer *a, int status, json_t *body)
+{
+	char *s;
+
+	if (body == NULL)
+		return FC_ENOMEM;
+	s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (s == NULL)
+		return FC_ENOMEM;
+	a->status = status;
+	a->body = s;
+	a->body_len = strlen(s);
+	return FC_OK;
+}
+
+static enum fc_err
+answer_error(struct enrol_answer *a, int status, const char *code,
+    const char *message)
+{
+	return answer_json(a, status, json_pack("{s:{s:s,s:s}}", "error",
+	    "code", code, "message", message));
+}
+
+static enum fc_err
+answer_limited(struct enrol *e, struct enrol_answer *a, int retry_after)
+{
+	stat_add(e, &e->st.limited);
+	a->retry_after = retry_after;
+	return answer_error(a, 429, "too_many_requests",
+	    "too many requests; retry later");
+}
+
+static enum fc_err
+answer_internal(struct enrol *e, struct enrol_answer *a)
+{
+	stat_add(e, &e->st.failed);
+	return answer_error(a, 500, "internal", "internal error; retry later");
+}
+
+/* ---- database connections ---- */
+
+static enum fc_err
+db_get(struct enrol *e, struct db **out)
+{
+	struct db *db = NULL;
+
+	pthread_mutex_lock(&e->mu);
+	if (e->npool > 0)
+		db = e->pool[--e->npool];
+	pthread_mutex_unlock(&e->mu);
+	if (db != NULL) {
+		*out = db;
+		return FC_OK;
+	}
+	return db_open(e->db_path, 0, out);
+}
+
+static void
+db_put(struct enrol *e, struct db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->tx_depth > 0)
+		db_rollback(db);
+	pthread_mutex_lock(&e->mu);
+	if (e->npool < POOL_MAX) {
+		e->pool[e->npool++] = db;
+		db = NULL;
+	}
+	pthread_mutex_unlock(&e->mu);
+	db_close(db);
+}
+
+/* ---- life ---- */
+
+enum fc_err
+enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
+    struct enrol **out)
+{
+	struct enrol *e;
+	enum fc_err result = FC_ENOMEM;
+
+	if (cfg->db_path == NULL || issuer->serial_new == NULL ||
+	    issuer->issue == NULL)
+		return FC_EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return FC_ENOMEM;
+	pthread_mutex_init(&e->mu, NULL);
+	e->iss = *issuer;
+	e->cfg = cfg;
+	e->ttl = cfg->challenge_ttl_seconds;
+	e->allow_new_key = cfg->allow_new_key;
+	e->renew_before_days = cfg->renew_before_days;
+	e->db_path = strdup(cfg->db_path);
+	if (e->db_path == NULL)
+		goto out;
+	result = enrol_limit_new(LIMIT_SLOTS, cfg->per_serial_per_hour, 3600,
+	    &e->per_serial);
+	if (result != FC_OK)
+		goto out;
+	result = enrol_limit_new(LIMIT_SLOTS, cfg->per_address_per_minute, 60,
+	    &e->per_addr);
+	if (result != FC_OK)
+		goto out;
+	result = enrol_keys_new(KEY_SLOTS, &e->keys);
+	if (result != FC_OK)
+		goto out;
+	e->decoy = EVP_EC_gen("P-256");
+	if (e->decoy == NULL) {
+		log_openssl("enrol: cannot generate the decoy key");
+		result = FC_ECRYPTO;
+		goto out;
+	}
+	*out = e;
+	return FC_OK;
+out:
+	enrol_free(e);
+	return result;
+}
+
+void
+enrol_free(struct enrol *e)
+{
+	int i;
+
+	if (e == NULL)
+		return;
+	for (i = 0; i < e->npool; i++)
+		db_close(e->pool[i]);
+	enrol_limit_free(e->per_serial);
+	enrol_limit_free(e->per_addr);
+	enrol_keys_free(e->keys);
+	EVP_PKEY_free(e->decoy);
+	pthread_mutex_destroy(&e->mu);
+	free(e->db_path);
+	free(e);
+}
+
+int
+enrol_serial_failures(struct enrol *e, const char *serial)
+{
+	char canon[FC_SE_SERIAL_LEN];
+	unsigned char raw[ENROL_SERIAL_RAW_LEN];
+	unsigned int v;
+	size_t i;
+
+	if (fc_se_serial_canon(serial, canon) != FC_OK)
+		return 0;
+	for (i = 0; i < sizeof(raw); i++) {
+		if (sscanf(canon + 2 * i, "%2x", &v) != 1)
+			return 0;
+		raw[i] = (unsigned char)v;
+	}
+	return enrol_limit_failures(e->per_serial, raw, sizeof(raw), fc_now());
+}
+
+enum fc_err
+enrol_recover(struct db *db, int *voided)
+{
+	enum fc_err result;
+
+	result = inv_enrol_recover(db, "daemon", voided);
+	if (result != FC_OK)
+		return result;
+	return inv_challenge_purge(db, fc_now(), NULL);
+}
+
+/* ---- challenge ---- */
+
+/*
+ * Step 1. The serial is checked for form only and never looked up: the
+ * answer (and the work behind it) is the same whether the serial exists or
+ * not. The nonce is stored bound to the serial with its expiry.
+ */
+enum fc_err
+enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
+    const char *peer, struct enrol_answer *ans)
+{
+	struct enrol_req req;
+	struct db *db = tdb;
+	unsigned char nonce[ENROL_NONCE_LEN];
+	char *b64 = NULL;
+	const char *why;
+	int64_t now = fc_now();
+	enum fc_err result;
+	int retry, tries;
+
+	memset(ans, 0, sizeof(*ans));
+	memset(&req, 0, sizeof(req));
+	if (!enrol_limit_hit(e->per_addr, peer, strlen(peer), now, &retry))
+		return answer_limited(e, ans, retry);
+	if (enrol_req_parse(body, len, ENROL_REQ_CHALLENGE, &req, &why) !=
+	    FC_OK) {
+		stat_add(e, &e->st.bad_requests);
+		return answer_error(ans, 400, "bad_request", why);
+	}
+	if (!enrol_limit_hit(e->per_serial, req.serial_raw,
+	    sizeof(req.serial_raw), now, &retry))
+		return answer_limited(e, ans, retry);
+
+	if (db == NULL) {
+		result = db_get(e, &db);
+		if (result != FC_OK)
+			goto fail;
+	}
+	for (tries = 0; tries < 3; tries++) {
+		if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+			log_openssl("enrol %s: RAND_bytes", req.serial);
+			goto fail;
+		}
+		result = inv_challenge_insert(db, nonce, req.serial,
+		    now + e->ttl);
+		if (result != FC_ECONFLICT)
+			break;
+	}
+	if (result != FC_OK)
+		goto fail;
+	if (fc_b64_encode(nonce, sizeof(nonce), &b64) != FC_OK)
+		goto fail;
+	if (tdb == NULL)
+		db_put(e, db);
+	stat_add(e, &e->st.challenges);
+	log_debug("enrol %s: challenge for %s", req.serial, peer);
+	result = answer_json(ans, 200, json_pack("{s:s,s:i}", "nonce", b64,
+	    "expiresIn", e->ttl));
+	free(b64);
+	return result;
+fail:
+	if (tdb == NULL)
+		db_put(e, db);
+	free(b64);
+	return answer_internal(e, ans);
+}
+
+/* ---- re-enrol ---- */
+
+/* Writes the audit entry of a refused request and counts the failure. */
+static void
+audit_refusal(struct enrol *e, struct db *db, const struct enrol_req *req,
+    const char *device_id, const char *peer, const char *action,
+    const char *cause)
+{
+	char actor[96];
+	char *detail;
+	json_t *j;
+	int n;
+
+	snprintf(actor, sizeof(actor), "enrol:%s", peer);
+	j = json_pack("{s:s,s:s,s:s}", "serial", req->serial, "cause", cause,
+	    "peer", peer);
+	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	if (audit_append(db, actor, action, device_id, NULL, detail) != FC_OK)
+		log_error("enrol %s: cannot audit refusal (%s)", req->serial,
+		    cause);
+	free(detail);
+	log_info("enrol %s: refused from %s: %s", req->serial, peer, cause);
+
+	n = enrol_limit_fail(e->per_serial, req->serial_raw,
+	    sizeof(req->serial_raw), fc_now());
+	if (n == ENROL_ANOMALY_FAILURES) {
+		stat_add(e, &e->st.anomalies);
+		log_warn("enrol %s: %d failed re-enrolments within an hour",
+		    req->serial, n);
+		if (audit_append(db, actor, "enrol.anomaly", device_id, NULL,
+		    "{\"cause\":\"repeated failures\"}") != FC_OK)
+			log_error("enrol %s: cannot audit anomaly",
+			    req->serial);
+	}
+}
+
+/* PEM of one certificate, from its DER. Caller frees. */
+static char *
+cert_pem(const unsigned char *der, size_t len)
+{
+	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
+	static const char tail[] = "-----END CERTIFICATE-----\n";
+	char *b64 = NULL, *pem, *p;
+	size_t n, i;
+
+	if (fc_b64_encode(der, len, &b64) != FC_OK)
+		return NULL;
+	n = strlen(b64);
+	pem = malloc(sizeof(head) + n + n / 64 + 2 + sizeof(tail));
+	if (pem != NULL) {
+		p = pem;
+		memcpy(p, head, sizeof(head) - 1);
+		p += sizeof(head) - 1;
+		for (i = 0; i < n; i += 64) {
+			size_t k = n - i < 64 ? n - i : 64;
+			memcpy(p, b64 + i, k);
+			p += k;
+			*p++ = '\n';
+		}
+		memcpy(p, tail, sizeof(tail));
+	}
+	free(b64);
+	return pem;
+}
+
+/*
+ * Issues for a device whose proof was accepted: reserve (committed, synced),
+ * sign, then complete + supersede + audit in one synced transaction. Only
+ * then is the answer built; a crash before that leaves a reserved row that
+ * enrol_recover() voids, and the device retries with a new nonce.
+ */
+static enum fc_err
+issue(struct enrol *e, struct db *db, const struct inv_device *dev,
+    const unsigned char *spki, size_t spki_len, const char *peer,
+    struct enrol_answer *ans)
+{
+	struct inv_cert row, cur;
+	struct enrol_issued out;
+	char actor[96], na[21], ra[21];
+	char *pem = NULL, *detail = NULL;
+	int64_t renew_after;
+	enum fc_err result;
+	json_t *j;
+	int n = 0;
+
+	memset(&row, 0, sizeof(row));
+	memset(&cur, 0, sizeof(cur));
+	memset(&out, 0, sizeof(out));
+	snprintf(actor, sizeof(actor), "enrol:%s", peer);
+
+	result = e->iss.serial_new(e->iss.arg, row.serial);
+	if (result != FC_OK)
+		goto out;
+	snprintf(row.device_id, sizeof(row.device_id), "%s", dev->device_id);
+	row.status = INV_CERT_RESERVED;
+	row.issued_by = INV_ISSUED_REENROLMENT;
+	if (inv_cert_current(db, dev->device_id, &cur) == FC_OK)
+		snprintf(row.renewed_from, sizeof(row.renewed_from), "%s",
+		    cur.serial);
+	result = inv_enrol_durable(db, 1);
+	if (result != FC_OK)
+		goto out;
+	result = inv_cert_insert(db, &row, actor);
+	if (result != FC_OK) {
+		log_error("enrol device %s: cannot reserve serial %s: %s",
+		    dev->device_id, row.serial, fc_strerror(result));
+		goto out;
+	}
+
+	result = e->iss.issue(e->iss.arg, row.serial, dev->device_id,
+	    dev->se_serial, spki, spki_len, &out);
+	if (result != FC_OK) {
+		log_error("enrol device %s: signing serial %s failed: %s",
+		    dev->device_id, row.serial, fc_strerror(result));
+		(void)inv_enrol_void(db, row.serial, actor, "signing failed");
+		goto out;
+	}
+	row.der = out.der;
+	row.der_len = out.der_len;
+	row.not_before = out.not_before;
+	row.not_after = out.not_after;
+	memcpy(row.sha1, out.sha1, sizeof(row.sha1));
+	memcpy(row.sha256, out.sha256, sizeof(row.sha256));
+
+	j = json_pack("{s:s,s:s,s:s}", "serial", dev->se_serial,
+	    "renewedFrom", row.renewed_from, "peer", peer);
+	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	result = db_begin(db);
+	if (result != FC_OK)
+		goto void_out;
+	result = inv_cert_complete(db, &row, INV_CERT_DELIVERED, actor);
+	if (result == FC_OK)
+		result = inv_enrol_supersede(db, dev->device_id, row.serial,
+		    actor, &n);
+	if (result == FC_OK && dev->needs_reenrol)
+		result = inv_device_set_needs_reenrol(db, dev->device_id, 0);
+	if (result == FC_OK)
+		result = audit_append(db, actor, "enrol.reenrol",
+		    dev->device_id, row.serial, detail);
+	if (result == FC_OK)
+		result = db_commit(db);
+	else
+		db_rollback(db);
+	if (result != FC_OK) {
+		log_error("enrol device %s: cannot record certificate %s: %s",
+		    dev->device_id, row.serial, fc_strerror(result));
+		goto void_out;
+	}
+	(void)inv_enrol_durable(db, 0);
+
+	/* Self-signed devices authenticate at the hub by thumbprint: stage
+	 * the new one before answering, so the device's next connection
+	 * works. If the hub cannot be reached the certificate stands (it is
+	 * recorded and valid); the gap is audited, and reconciliation reports
+	 * the thumbprint drift until the delivery loop or an operator fixes
+	 * it. */
+	if (dev->auth_type == INV_AUTH_SELFSIGNED &&
+	    enrol_hub_stage(e->cfg, dev->hub, dev->device_id, out.sha1,
+	    out.sha256) != FC_OK &&
+	    audit_append(db, actor, "enrol.hub_pending", dev->device_id,
+	    row.serial, "{\"cause\":\"thumbprint not staged at the hub\"}") !=
+	    FC_OK)
+		log_error("enrol device %s: cannot audit the hub gap",
+		    dev->device_id);
+
+	pem = cert_pem(out.der, out.der_len);
+	if (pem == NULL) {
+		result = FC_ENOMEM;
+		goto out;
+	}
+	renew_after = out.not_after - (int64_t)e->renew_before_days * 86400;
+	if (renew_after < out.not_before)
+		renew_after = out.not_before;
+	fc_time_iso((time_t)out.not_after, na);
+	fc_time_iso((time_t)renew_after, ra);
+	result = answer_json(ans, 200, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}",
+	    "deviceId", dev->device_id, "serial", row.serial,
+	    "certificate", pem, "chain",
+	    e->iss.chain_pem ? e->iss.chain_pem : "",
+	    "notAfter", na, "renewAfter", ra));
+	if (result == FC_OK) {
+		stat_add(e, &e->st.reenrolled);
+		log_info("enrol device %s: re-enrolled, certificate %s "
+		    "(%d superseded)", dev->device_id, row.serial, n);
+	}
+	goto out;
+void_out:
+	(void)inv_enrol_void(db, row.serial, actor, "recording failed");
+out:
+	(void)inv_enrol_durable(db, 0);
+	free(pem);
+	free(detail);
+	free(out.der);
+	inv_cert_clear(&cur);
+	return result;
+}
+
+/*
+ * Step 2. Order matters:
+ * 1. form (400, nothing changes);
+ * 2. the nonce is consumed, whatever follows (single use);
+ * 3. every proof is checked, with the decoy key when the serial is unknown,
+ *    and any failure is the one 401 (cause audited);
+ * 4. only a proven device learns that it is revoked (403);
+ * 5. issue.
+ */
+enum fc_err
+enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
+    const char *peer, struct enrol_answer *ans)
+{
+	struct enrol_req req;
+	struct inv_device dev;
+	struct db *db = tdb;
+	EVP_PKEY *key = NULL;
+	unsigned char d[ENROL_DIGEST_LEN];
+	unsigned char *spki = NULL;
+	size_t spki_len = 0;
+	char bound[FC_SE_SERIAL_LEN];
+	const char *why, *cause = NULL;
+	int64_t expires_at = 0, now = fc_now();
+	enum fc_err result;
+	int retry, known = 0, self_ok = 0;
+
+	memset(ans, 0, sizeof(*ans));
+	memset(&req, 0, sizeof(req));
+	memset(&dev, 0, sizeof(dev));
+	if (!enrol_limit_hit(e->per_addr, peer, strlen(peer), now, &retry))
+		return answer_limited(e, ans, retry);
+	result = enrol_req_parse(body, len, ENROL_REQ_REENROL, &req, &why);
+	if (result == FC_OK) {
+		result = enrol_csr_inspect(req.csr, req.csr_len, &spki,
+		    &spki_len, &self_ok);
+		why = "bad csr: not a DER PKCS#10 request";
+	}
+	if (result == FC_ENOMEM)
+		goto fail;
+	if (result != FC_OK) {
+		enrol_req_clear(&req);
+		stat_add(e, &e->st.bad_requests);
+		return answer_error(ans, 400, "bad_request", why);
+	}
+
+	if (db == NULL) {
+		result = db_get(e, &db);
+		if (result != FC_OK)
+			goto fail;
+	}
+	result = inv_challenge_consume(db, req.nonce, bound, &expires_at);
+	if (result == FC_ENOTFOUND)
+		cause = "unknown nonce";
+	else if (result == FC_ECONFLICT)
+		cause = "nonce already used";
+	else if (result != FC_OK)
+		goto fail;
+	else if (strcmp(bound, req.serial) != 0)
+		cause = "nonce bound to another serial";
+	else if (expires_at <= now)
+		cause = "nonce expired";
+
+	result = inv_device_get_by_se_serial(db, req.serial, &dev);
+	if (result == FC_OK)
+		known = 1;
+	else if (result != FC_ENOTFOUND)
+		goto fail;
+	if (known && dev.identity_key != NULL &&
+	    enrol_keys_get(e->keys, req.serial, dev.identity_key,
+	    dev.identity_key_len, &key) != FC_OK)
+		key = NULL;
+	if (key == NULL) {
+		EVP_PKEY_up_ref(e->decoy);
+		key = e->decoy;
+		if (cause == NULL)
+			cause = !known ? "unknown serial" :
+			    dev.identity_key == NULL ? "no identity key recorded" :
+			    "identity key recorded is not P-256";
+	}
+
+	/* d = SHA-256("fleetcert-reenrol-v1" || nonce || serial || SHA-256(csr)) */
+	enrol_digest(req.nonce, req.serial_raw, req.csr, req.csr_len, NULL, d);
+	if (enrol_sig_verify(key, d, req.sig) != FC_OK && cause == NULL)
+		cause = "identity signature does not verify";
+	if (!self_ok && cause == NULL)
+		cause = "CSR self-signature does not verify";
+	if (cause == NULL && !e->allow_new_key &&
+	    (spki_len != dev.identity_key_len ||
+	    memcmp(spki, dev.identity_key, spki_len) != 0))
+		cause = "CSR key is not the identity key";
+	if (cause != NULL) {
+		audit_refusal(e, db, &req, known ? dev.device_id : NULL, peer,
+		    "enrol.reject", cause);
+		stat_add(e, &e->st.rejected);
+		result = answer_error(ans, 401, "unauthorized", UNAUTH_MSG);
+		goto out;
+	}
+
+	/* Proven. A revoked, decommissioned or suspended device never gets a
+	 * certificate back this way: re-enrolment re-enables nothing. */
+	if (dev.status != INV_DEV_ACTIVE) {
+		audit_refusal(e, db, &req, dev.device_id, peer,
+		    "enrol.forbidden", inv_dev_status_name(dev.status));
+		stat_add(e, &e->st.forbidden);
+		result = answer_error(ans, 403, "forbidden", "device is not "
+		    "allowed to re-enrol");
+		goto out;
+	}
+	result = issue(e, db, &dev, spki, spki_len, peer, ans);
+	if (result == FC_ENOMEM || result == FC_OK)
+		goto out;
+fail:
+	enrol_answer_clear(ans);
+	result = answer_internal(e, ans);
+out:
+	EVP_PKEY_free(key);
+	free(spki);
+	inv_device_clear(&dev);
+	enrol_req_clear(&req);
+	if (tdb == NULL)
+		db_put(e, db);
+	return result;
+}

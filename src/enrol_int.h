@@ -1,0 +1,64 @@
+/*
+ * enrol_int.h — internals shared by the enrolment files (enrol.c,
+ * enrol_limit.c, enrol_keys.c, enrol_http.c); not for other modules.
+ */
+#ifndef FC_ENROL_INT_H
+#define FC_ENROL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "fc.h"
+
+/*
+ * Fixed-window counters keyed by up to 16 bytes (an SE serial, an IP
+ * address), in a bounded open-addressing table: memory stays fixed whatever
+ * clients send. When every probed slot is live, the oldest window is
+ * evicted. Thread-safe (one mutex).
+ */
+#define LIMIT_KEY_MAX	16
+struct enrol_limit;
+
+/* slots: table size (power of two); limit: hits allowed per window. */
+enum fc_err enrol_limit_new(size_t slots, int limit, int window_seconds,
+    struct enrol_limit **out);
+void enrol_limit_free(struct enrol_limit *l);
+/* Counts a hit at now. 1 if allowed; 0 if over the limit, with
+ * *retry_after = seconds until the window ends (>= 1). */
+int enrol_limit_hit(struct enrol_limit *l, const void *key, size_t keylen,
+    int64_t now, int *retry_after);
+/* Counts a failure; returns the failures in the current window. */
+int enrol_limit_fail(struct enrol_limit *l, const void *key, size_t keylen,
+    int64_t now);
+/* Failures in the current window (0 if unknown). */
+int enrol_limit_failures(struct enrol_limit *l, const void *key,
+    size_t keylen, int64_t now);
+
+/*
+ * Parsed identity keys by SE serial: decoding SPKI DER costs ~110 µs, a
+ * verify with a parsed key ~65 µs (performance-ceilings.md). An entry is
+ * used only if its SPKI bytes equal those in the inventory, so a changed
+ * inventory key is never verified against a stale one. Bounded; thread-safe.
+ */
+struct enrol_keys;
+enum fc_err enrol_keys_new(size_t slots, struct enrol_keys **out);
+void enrol_keys_free(struct enrol_keys *k);
+/* *out gets a reference to the parsed key (EVP_PKEY_free it). FC_EINVAL if
+ * spki is not a P-256 SubjectPublicKeyInfo. */
+enum fc_err enrol_keys_get(struct enrol_keys *k, const char *se_serial,
+    const unsigned char *spki, size_t spki_len, EVP_PKEY **out);
+
+/*
+ * Stages a re-enrolled self-signed device's new thumbprint (sha1 or sha256,
+ * whichever kind the hub holds) as its secondary thumbprint at hub_name's
+ * hub ("" = default). Blocks for a few seconds at most. FC_OK (also when it
+ * is already there), FC_ENOTFOUND (no such hub section), FC_ECONFLICT (hub
+ * refused), FC_EREMOTE (unreachable/throttled), FC_EIO (secret file).
+ */
+struct cfg;
+enum fc_err enrol_hub_stage(const struct cfg *cfg, const char *hub_name,
+    const char *device_id, const char *sha1, const char *sha256);
+
+#endif
