@@ -234,3 +234,16 @@ api_query_int(struct api_call *c, struct httpd_response *r,
 	*out = v;
 	return 0;
 }
+
+const char *const *
+api_hub_names(const struct cfg *cfg, const char *hubs[65])
+{
+	size_t i, n = 0;
+
+	if (cfg->nhubs == 0)
+		return NULL;
+	for (i = 0; i < cfg->nhubs && n < 64; i++)
+		hubs[n++] = cfg->hubs[i].name != NULL ? cfg->hubs[i].name : "";
+	hubs[n] = NULL;
+	return hubs;
+}
