@@ -584,9 +584,9 @@ static void *
 reaper_main(void *arg)
 {
 	struct httpd *h = arg;
-	struct timespec now, until;
+	struct timespec now, until, last_log = { 0, 0 };
 	struct conn *cn;
-	unsigned long cut;
+	unsigned long cut, pending = 0;
 
 	pthread_mutex_lock(&h->lock);
 	while (!h->stopping) {
@@ -600,12 +600,16 @@ reaper_main(void *arg)
 			cn->receiving = 0;
 			cut++;
 		}
-		if (cut > 0) {
+		/* At most one line per 10 s, however many are cut. */
+		pending += cut;
+		if (pending > 0 && ts_diff(&now, &last_log) >= 10.0) {
 			pthread_mutex_unlock(&h->lock);
 			log_info("httpd %s: cut %lu connection(s) whose request "
-			    "took over %d s", h->o.name, cut,
+			    "took over %d s", h->o.name, pending,
 			    h->o.deadline_seconds);
 			pthread_mutex_lock(&h->lock);
+			pending = 0;
+			last_log = now;
 		}
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += 250 * 1000 * 1000;

@@ -250,7 +250,7 @@ refuse() {	# refuse WHAT PATTERN: api-testd must fail with PATTERN in its log
 conf "$T/r.conf" 0.0.0.0:0
 refuse "non-loopback listen" "not loopback"
 conf "$T/r.conf" 0.0.0.0:0 "allow_remote = true"
-"$B/tests/api-testd" -c "$T/r.conf" --port-file "$T/remote.port" 2>/dev/null & rp=$!; PIDS="$PIDS $rp"
+"$B/tests/api-testd" -c "$T/r.conf" --port-file "$T/remote.port" 2>"$T/remote.err" & rp=$!; PIDS="$PIDS $rp"
 sleep 1; [ -s "$T/remote.port" ] && ok "allow_remote lets 0.0.0.0 start" || fail "allow_remote"
 kill $rp; wait $rp 2>/dev/null
 cp "$T/tokens" "$T/tokens.good"
@@ -273,5 +273,10 @@ i=0; while [ ! -S "$T/api.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); 
 c=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/api.sock" -H "Authorization: Bearer $RTOK" http://x/v1/devices/dev-0000001)
 [ "$c" = 200 ] && ok "request over the unix socket" || fail "unix socket: $c"
 
+# under --enable-sanitizers, a server's report lands in its stderr
+for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+if grep -l 'Sanitizer\|runtime error' "$T"/*.err 2>/dev/null; then
+	fail "sanitizer reports in the servers' logs"; grep -h -A5 'Sanitizer\|runtime error' "$T"/*.err | head -40
+fi
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]
