@@ -6,6 +6,7 @@
  * borrows a database connection of its own from a small pool. Never sees the
  * CA key: signing goes through struct enrol_issuer.
  */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +116,46 @@ answer_internal(struct enrol *e, struct enrol_answer *a)
 {
 	stat_add(e, &e->st.failed);
 	return answer_error(a, 500, "internal", "internal error; retry later");
+}
+
+/*
+ * The rate-limit key of a client address: an IPv4 address (also when
+ * IPv4-mapped), or the /64 of an IPv6 address (one subscriber commonly
+ * holds a whole /64). Anything else ("unix") is its text, truncated.
+ */
+static size_t
+addr_key(const char *peer, unsigned char key[16])
+{
+	unsigned char a6[16];
+	size_t n;
+
+	if (inet_pton(AF_INET, peer, key) == 1)
+		return 4;
+	if (inet_pton(AF_INET6, peer, a6) == 1) {
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0,
+		    0, 0, 0, 0xff, 0xff };
+		if (memcmp(a6, mapped, sizeof(mapped)) == 0) {
+			memcpy(key, a6 + 12, 4);
+			return 4;
+		}
+		memcpy(key, a6, 8);
+		key[8] = 6;	/* never equal to an IPv4 key */
+		return 9;
+	}
+	n = strlen(peer);
+	if (n > 16)
+		n = 16;
+	memcpy(key, peer, n);
+	return n;
+}
+
+static int
+addr_allowed(struct enrol *e, const char *peer, int64_t now, int *retry)
+{
+	unsigned char key[16];
+	size_t n = addr_key(peer, key);
+
+	return enrol_limit_hit(e->per_addr, key, n, now, retry);
 }
 
 /* ---- database connections ---- */
@@ -268,7 +309,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
-	if (!enrol_limit_hit(e->per_addr, peer, strlen(peer), now, &retry))
+	if (!addr_allowed(e, peer, now, &retry))
 		return answer_limited(e, ans, retry);
 	if (enrol_req_parse(body, len, ENROL_REQ_CHALLENGE, &req, &why) !=
 	    FC_OK) {
@@ -541,7 +582,7 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
 	memset(&dev, 0, sizeof(dev));
-	if (!enrol_limit_hit(e->per_addr, peer, strlen(peer), now, &retry))
+	if (!addr_allowed(e, peer, now, &retry))
 		return answer_limited(e, ans, retry);
 	result = enrol_req_parse(body, len, ENROL_REQ_REENROL, &req, &why);
 	if (result == FC_OK) {

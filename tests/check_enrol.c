@@ -875,6 +875,25 @@ START_TEST(test_address_limit)
 		enrol_answer_clear(&a);
 	}
 	ck_assert_int_eq(limited, 2);
+	/* IPv6: one /64 is one client; another /64 is another. */
+	limited = 0;
+	for (i = 0; i < 7; i++) {
+		char peer[64];
+		snprintf(peer, sizeof(peer), "2001:db8:1:2::%x", i + 1);
+		ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+		    peer, &a), FC_OK);
+		limited += a.status == 429;
+		enrol_answer_clear(&a);
+	}
+	ck_assert_int_eq(limited, 2);
+	ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+	    "2001:db8:1:3::1", &a), FC_OK);
+	ck_assert_int_eq(a.status, 400);
+	enrol_answer_clear(&a);
+	ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+	    "::ffff:198.51.100.9", &a), FC_OK);
+	ck_assert_int_eq(a.status, 429);
+	enrol_answer_clear(&a);
 	cfg.per_address_per_minute = 1000;
 	cfg.per_serial_per_hour = 10;
 }
