@@ -39,12 +39,17 @@ struct conn {
 	struct conn	*prev, *next;
 };
 
-/* One per request, freed in the completion callback. */
+/* One per request, from its headers to the completion callback. */
 struct req {
+	struct httpd_request hr;	/* params/query strings owned */
+	httpd_handler	 fn;
+	size_t		 body_max;
 	char		*body;
 	size_t		 len, cap;
 	size_t		 discarded;
 	int		 too_big;
+	int		 answered;	/* a response was queued early */
+	char		 peer[INET6_ADDRSTRLEN];
 };
 
 /* A pool thread's database, closed by the key destructor or at stop. */
@@ -290,10 +295,11 @@ send_resp(struct MHD_Connection *c, struct httpd_response *r)
 	if (mr == NULL)
 		return MHD_NO;
 	MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(mr, "Cache-Control", "no-store");
 	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
 	for (i = 0; i < r->nhdr; i++)
 		MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
+	if (MHD_get_response_header(mr, "Cache-Control") == NULL)
+		MHD_add_response_header(mr, "Cache-Control", "no-store");
 	ret = MHD_queue_response(c, (unsigned)r->status, mr);
 	MHD_destroy_response(mr);
 	return ret;
@@ -341,20 +347,97 @@ peer_name(struct MHD_Connection *c, char *buf, size_t len)
 		    (socklen_t)len);
 }
 
-/* The whole request is here: route it, run the handler, answer. */
-static enum MHD_Result
-dispatch(struct httpd *h, struct MHD_Connection *c, const char *url,
-    const char *method, struct req *rq)
+static void
+req_free(struct req *rq)
 {
-	struct httpd_request req;
+	size_t i;
+
+	if (rq == NULL)
+		return;
+	for (i = 0; i < rq->hr.nparams; i++)
+		free((char *)rq->hr.params[i]);
+	for (i = 0; i < rq->hr.nquery; i++) {
+		free((char *)rq->hr.query[i].key);
+		free((char *)rq->hr.query[i].value);
+	}
+	free(rq->body);
+	free(rq);
+}
+
+/*
+ * The request line and headers are in: parse the query, route, apply the
+ * body cap and the precheck. Returns 0 to go on reading the body, or the
+ * status of the response it queued (*ret is MHD's answer).
+ */
+static int
+req_begin(struct httpd *h, struct MHD_Connection *c, const char *url,
+    const char *method, struct req *rq, enum MHD_Result *ret)
+{
 	struct httpd_response resp;
 	struct qctx q;
-	struct conn *cn;
-	char *params[HTTPD_MAX_PARAMS] = { 0 }, peer[INET6_ADDRSTRLEN];
-	size_t np = 0, i;
-	httpd_handler fn = NULL;
+	const char *cl;
+	char *params[HTTPD_MAX_PARAMS] = { 0 };
+	size_t np = 0, i, bmax = 0;
 	void *arg = NULL;
 	int st;
+
+	rq->hr.conn = c;
+	rq->hr.method = method;
+	rq->hr.path = url;
+	peer_name(c, rq->peer, sizeof(rq->peer));
+	rq->hr.peer = rq->peer;
+	q.req = &rq->hr;
+	q.bad = 0;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_collect, &q);
+	if (q.bad) {
+		*ret = send_error(c, 400, "bad_request", "bad query string");
+		return 400;
+	}
+	st = httpd_router_match(h->router, method, url, &rq->fn, &arg, &bmax,
+	    params, &np);
+	if (st == 404) {
+		*ret = send_error(c, 404, "not_found", "no such resource");
+		return 404;
+	} else if (st == 405) {
+		*ret = send_error(c, 405, "method_not_allowed",
+		    "method not allowed on this resource");
+		return 405;
+	} else if (st != 0) {
+		*ret = send_error(c, 400, "bad_request", "bad path");
+		return 400;
+	}
+	for (i = 0; i < np; i++)
+		rq->hr.params[i] = params[i];
+	rq->hr.nparams = np;
+	rq->hr.arg = arg;
+	rq->body_max = bmax > 0 ? bmax : h->o.body_max;
+
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl != NULL && strtoull(cl, NULL, 10) > rq->body_max) {
+		rq->too_big = 1;
+		*ret = send_error(c, 413, "too_large", "request body too large");
+		return 413;
+	}
+	if (h->o.precheck == NULL)
+		return 0;
+	memset(&resp, 0, sizeof(resp));
+	if (h->o.precheck(h->o.precheck_arg, &rq->hr, &resp) == 0) {
+		httpd_resp_clear(&resp);
+		return 0;
+	}
+	*ret = send_resp(c, &resp);
+	st = resp.status;
+	httpd_resp_clear(&resp);
+	return st > 0 ? st : 500;
+}
+
+/* The whole request is here: run the handler, answer. */
+static enum MHD_Result
+dispatch(struct httpd *h, struct MHD_Connection *c, struct req *rq)
+{
+	struct httpd_response resp;
+	struct conn *cn;
 	enum MHD_Result ret;
 
 	if ((cn = conn_of(c)) != NULL) {
@@ -362,54 +445,16 @@ dispatch(struct httpd *h, struct MHD_Connection *c, const char *url,
 		cn->receiving = 0;
 		pthread_mutex_unlock(&h->lock);
 	}
-	memset(&req, 0, sizeof(req));
 	memset(&resp, 0, sizeof(resp));
-	req.conn = c;
-	q.req = &req;
-	q.bad = 0;
-	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_collect, &q);
-	if (q.bad) {
-		ret = send_error(c, 400, "bad_request", "bad query string");
-		goto out;
-	}
-	st = httpd_router_match(h->router, method, url, &fn, &arg, params,
-	    &np);
-	if (st == 404) {
-		ret = send_error(c, 404, "not_found", "no such resource");
-		goto out;
-	} else if (st == 405) {
-		ret = send_error(c, 405, "method_not_allowed",
-		    "method not allowed on this resource");
-		goto out;
-	} else if (st != 0) {
-		ret = send_error(c, 400, "bad_request", "bad path");
-		goto out;
-	}
-	peer_name(c, peer, sizeof(peer));
-	req.method = method;
-	req.path = url;
-	for (i = 0; i < np; i++)
-		req.params[i] = params[i];
-	req.nparams = np;
-	req.body = rq->body != NULL ? rq->body : "";
-	req.body_len = rq->len;
-	req.peer = peer;
-	req.db = thread_db(h);
-	req.arg = arg;
-	if (h->o.db_path != NULL && req.db == NULL) {
-		ret = send_error(c, 503, "unavailable", "database unavailable");
-		goto out;
-	}
-	fn(&req, &resp);
+	rq->hr.body = rq->body != NULL ? rq->body : "";
+	rq->hr.body_len = rq->len;
+	rq->hr.db = thread_db(h);
+	if (h->o.db_path != NULL && rq->hr.db == NULL)
+		return send_error(c, 503, "unavailable",
+		    "database unavailable");
+	rq->fn(&rq->hr, &resp);
 	ret = send_resp(c, &resp);
-out:
 	httpd_resp_clear(&resp);
-	for (i = 0; i < np; i++)
-		free(params[i]);
-	for (i = 0; i < req.nquery; i++) {
-		free((char *)req.query[i].key);
-		free((char *)req.query[i].value);
-	}
 	return ret;
 }
 
@@ -420,31 +465,31 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 {
 	struct httpd *h = cls;
 	struct req *rq = *con_cls;
-	const char *cl;
+	enum MHD_Result ret = MHD_YES;
 
 	if (rq == NULL) {
 		if ((rq = calloc(1, sizeof(*rq))) == NULL)
 			return MHD_NO;
 		*con_cls = rq;
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-		    MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL && strtoull(cl, NULL, 10) > h->o.body_max) {
-			rq->too_big = 1;
-			return send_error(c, 413, "too_large",
-			    "request body too large");
-		}
+		if (req_begin(h, c, url, method, rq, &ret) != 0)
+			rq->answered = 1;
+		return ret;
+	}
+	if (rq->answered) {
+		/* Answered before the body: MHD closes after sending. */
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size > 0) {
 		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (rq->too_big || rq->len + n > h->o.body_max) {
+		if (rq->too_big || rq->len + n > rq->body_max) {
 			/* Chunked and over the cap: drop it, answer 413 at
 			 * the end; close at once if it goes on and on. */
 			rq->too_big = 1;
 			rq->discarded += n;
-			return rq->discarded > 4 * h->o.body_max + 65536 ?
+			return rq->discarded > 4 * rq->body_max + 65536 ?
 			    MHD_NO : MHD_YES;
 		}
 		if (rq->len + n + 1 > rq->cap) {
@@ -463,9 +508,10 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		rq->body[rq->len] = '\0';
 		return MHD_YES;
 	}
+	rq->answered = 1;
 	if (rq->too_big)
 		return send_error(c, 413, "too_large", "request body too large");
-	return dispatch(h, c, url, method, rq);
+	return dispatch(h, c, rq);
 }
 
 static void
@@ -476,11 +522,8 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct req *rq = *con_cls;
 	struct conn *cn;
 
-	if (rq != NULL) {
-		free(rq->body);
-		free(rq);
-		*con_cls = NULL;
-	}
+	req_free(rq);
+	*con_cls = NULL;
 	/* A kept-alive connection's next request starts its clock now. */
 	if ((cn = conn_of(c)) != NULL) {
 		pthread_mutex_lock(&h->lock);
@@ -841,7 +884,15 @@ enum fc_err
 httpd_route_add(struct httpd *h, const char *method, const char *pattern,
     httpd_handler fn, void *arg)
 {
-	return httpd_router_add(h->router, method, pattern, fn, arg);
+	return httpd_router_add(h->router, method, pattern, fn, arg, 0);
+}
+
+enum fc_err
+httpd_route_add_limit(struct httpd *h, const char *method,
+    const char *pattern, httpd_handler fn, void *arg, size_t body_max)
+{
+	return httpd_router_add(h->router, method, pattern, fn, arg,
+	    body_max);
 }
 
 int

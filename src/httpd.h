@@ -44,6 +44,8 @@
 #include "fc.h"
 
 struct httpd;
+struct httpd_request;
+struct httpd_response;
 
 struct httpd_opts {
 	const char	*name;		/* for logs: "api", "enrol" */
@@ -58,6 +60,19 @@ struct httpd_opts {
 	int		 idle_seconds;	/* MHD_OPTION_CONNECTION_TIMEOUT */
 	int		 deadline_seconds; /* whole request must arrive by then */
 	size_t		 body_max;	/* bytes; larger bodies get 413 */
+
+	/*
+	 * Optional: called once the request line and headers are in and a
+	 * route matched, before any body is read (req->body is NULL, req->db
+	 * NULL). Returns 0 to go on, or non-zero after filling resp, which is
+	 * sent at once (the body is never read). It may record who the
+	 * client is in req->principal / req->principal_role for the handler.
+	 * The API authenticates here, so an unauthenticated client cannot
+	 * make it buffer a large body.
+	 */
+	int		(*precheck)(void *arg, struct httpd_request *req,
+			    struct httpd_response *resp);
+	void		*precheck_arg;
 };
 
 /* TLS 1.2 and 1.3 only (GnuTLS priority string). */
@@ -95,6 +110,8 @@ struct httpd_request {
 	struct db	*db;		/* this thread's connection, or NULL */
 	void		*arg;		/* the route's arg */
 	struct MHD_Connection *conn;	/* for httpd_header() */
+	char		 principal[64];	/* set by opts.precheck, else "" */
+	int		 principal_role;
 };
 
 /* A header's value (case-insensitive name), NULL if absent. */
@@ -158,6 +175,10 @@ enum fc_err httpd_new(const struct httpd_opts *o, struct httpd **out);
  */
 enum fc_err httpd_route_add(struct httpd *h, const char *method,
     const char *pattern, httpd_handler fn, void *arg);
+/* The same with a body cap of its own for this route (0: opts.body_max);
+ * e.g. a bulk import on a server whose other routes take small bodies. */
+enum fc_err httpd_route_add_limit(struct httpd *h, const char *method,
+    const char *pattern, httpd_handler fn, void *arg, size_t body_max);
 
 /* Binds and starts serving. FC_EIO (logged) if the address is unusable. */
 enum fc_err httpd_start(struct httpd *h);

@@ -13,15 +13,16 @@ struct httpd_router;
 struct httpd_router *httpd_router_new(void);
 void httpd_router_free(struct httpd_router *r);
 enum fc_err httpd_router_add(struct httpd_router *r, const char *method,
-    const char *pattern, httpd_handler fn, void *arg);
+    const char *pattern, httpd_handler fn, void *arg, size_t body_max);
 
 /*
- * Matches method and raw path. On 0, *fn and *arg are set and params[]
+ * Matches method and raw path. On 0, *fn, *arg and *body_max (the route's,
+ * 0 = server default) are set and params[]
  * hold malloc'ed decoded values (*nparams of them; caller frees each).
  * Otherwise returns the status to answer (400, 404, 405) and sets nothing.
  */
 int httpd_router_match(struct httpd_router *r, const char *method,
-    const char *path, httpd_handler *fn, void **arg,
+    const char *path, httpd_handler *fn, void **arg, size_t *body_max,
     char *params[HTTPD_MAX_PARAMS], size_t *nparams);
 
 /* Percent-decodes s (plus_space: '+' means ' ') into a new string. NULL

@@ -22,6 +22,7 @@ struct route {
 	size_t		 nliteral;
 	httpd_handler	 fn;
 	void		*arg;
+	size_t		 body_max;
 	struct route	*next;
 };
 
@@ -142,7 +143,7 @@ split(char *buf, char *segs[MAX_SEGS])
 
 enum fc_err
 httpd_router_add(struct httpd_router *r, const char *method,
-    const char *pattern, httpd_handler fn, void *arg)
+    const char *pattern, httpd_handler fn, void *arg, size_t body_max)
 {
 	struct route *rt = NULL, *it;
 	char *buf = NULL, *segs[MAX_SEGS];
@@ -180,6 +181,7 @@ httpd_router_add(struct httpd_router *r, const char *method,
 	}
 	rt->fn = fn;
 	rt->arg = arg;
+	rt->body_max = body_max;
 
 	pthread_rwlock_wrlock(&r->lock);
 	for (it = r->head; it != NULL; it = it->next) {
@@ -229,7 +231,7 @@ param_ok(const char *v, size_t len)
 
 int
 httpd_router_match(struct httpd_router *r, const char *method,
-    const char *path, httpd_handler *fn, void **arg,
+    const char *path, httpd_handler *fn, void **arg, size_t *body_max,
     char *params[HTTPD_MAX_PARAMS], size_t *nparams)
 {
 	char *buf = NULL, *segs[MAX_SEGS], *dec[MAX_SEGS] = { 0 };
@@ -282,6 +284,7 @@ httpd_router_match(struct httpd_router *r, const char *method,
 	}
 	*fn = best->fn;
 	*arg = best->arg;
+	*body_max = best->body_max;
 	for (k = 0; k < best->nsegs; k++) {
 		if (strcmp(best->segs[k], "{}") == 0) {
 			params[np++] = dec[k];

@@ -95,6 +95,7 @@ static void
 sim_start(void)
 {
 	char keyp[128], portf[128], tokf[128], pol1[128], pol2[128], buf[32];
+	char cmd[2048], fix[128], root[128];
 	unsigned char rb[16];
 	FILE *f;
 
@@ -111,6 +112,19 @@ sim_start(void)
 	fputs(ctl_token, f);
 	fclose(f);
 	chmod(tokf, 0600);
+	/* Two simulated devices (m-000001, m-000002), online, under a
+	 * device CA made here. */
+	snprintf(fix, sizeof(fix), "%s/fleet.json", dir);
+	snprintf(root, sizeof(root), "%s/root.pem", dir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
+	    "ec_paramgen_curve:P-256 -nodes -keyout %s/root.key -out %s "
+	    "-days 2 -subj /CN=check_hub_sim -addext "
+	    "basicConstraints=critical,CA:TRUE -addext "
+	    "keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 && "
+	    "%s gen-fleet --count 2 --prefix m- --ca-cert %s --ca-key "
+	    "%s/root.key --out %s 2>/dev/null", dir, root, simbin, root, dir,
+	    fix);
+	ck_assert_int_eq(system(cmd), 0);
 	snprintf(pol1, sizeof(pol1), "iothubowner=%s", OWNER_KEY);
 	snprintf(pol2, sizeof(pol2), "registryRead=%s", READ_KEY);
 	sim_pid = fork();
@@ -125,7 +139,7 @@ sim_start(void)
 		    "--policy", pol1, "--policy", pol2, "--listen",
 		    "127.0.0.1:0", "--port-file", portf, "--control-token",
 		    tokf, "--quotas", "off", "--log-level", "warn",
-		    (char *)NULL);
+		    "--devices", fix, "--trust-root", root, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
@@ -461,6 +475,61 @@ START_TEST(ops_twin_method)
 	ck_assert_int_eq(res->http_status, 404);
 	hub_result_free(res);
 	json_decref(desired);
+	hub_close(h);
+}
+END_TEST
+
+/* Methods on simulated devices: the device's status is not HTTP's; a
+ * device slower than responseTimeout is 504101 and not resent; an offline
+ * device is 404103 (after connectTimeout). */
+START_TEST(ops_method_devices)
+{
+	struct hub *h = owner();
+	struct hub_result *res;
+	json_t *j;
+
+	res = CALL(h, hub_req_method_invoke("m-000001", "noSuchMethod", NULL,
+	    5, 0, &r_));
+	expect(res, HUB_DONE, 0);
+	ck_assert_int_eq(res->http_status, 200);
+	ck_assert_int_eq(res->method_status, 501);
+	hub_result_free(res);
+
+	json_decref(ctl("POST", "/devices/m-000001/behaviour",
+	    "{\"slowMs\":6000}"));
+	res = CALL(h, hub_req_method_invoke("m-000001", "noSuchMethod", NULL,
+	    5, 0, &r_));
+	expect(res, HUB_RETRY, HUB_E_GATEWAY_TIMEOUT);
+	ck_assert_int_eq(res->http_status, 504);
+	ck_assert_int_eq(res->attempts, 1);
+	hub_result_free(res);
+	json_decref(ctl("POST", "/devices/m-000001/behaviour",
+	    "{\"slowMs\":0}"));
+
+	j = ctl("POST", "/devices/m-000002/online", "{\"online\":false}");
+	json_decref(j);
+	res = CALL(h, hub_req_method_invoke("m-000002", "noSuchMethod", NULL,
+	    5, 1, &r_));
+	expect(res, HUB_REJECTED, HUB_E_DEVICE_NOT_ONLINE);
+	hub_result_free(res);
+	json_decref(ctl("POST", "/devices/m-000002/online",
+	    "{\"online\":true}"));
+	hub_close(h);
+}
+END_TEST
+
+/* Keep-alive: 40 calls one after another open one connection. */
+START_TEST(connection_reuse)
+{
+	struct hub *h = owner();
+	struct hub_metrics m;
+
+	create_device(h, "reuse-01");
+	for (int i = 0; i < 40; i++)
+		hub_result_free(CALL(h, hub_req_twin_get("reuse-01", &r_)));
+	hub_metrics_read(h, &m);
+	ck_assert_uint_eq(m.calls[HUB_OP_TWIN_GET][HUB_DONE], 40);
+	ck_assert_uint_eq(m.connects, 1);
 	hub_close(h);
 }
 END_TEST
@@ -911,6 +980,8 @@ sim_suite(void)
 	tcase_add_test(tc, ops_registry);
 	tcase_add_test(tc, ops_twin_method);
 	tcase_add_test(tc, ops_bulk_query);
+	tcase_add_test(tc, ops_method_devices);
+	tcase_add_test(tc, connection_reuse);
 	tcase_add_test(tc, classes_misconfigured_unreachable);
 	tcase_add_test(tc, storm_retry_after);
 	tcase_add_test(tc, storm_budget);
