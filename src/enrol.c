@@ -24,6 +24,7 @@
 #include "enrol_int.h"
 #include "inventory.h"
 #include "inventory_enrol.h"
+#include "inventory_renew.h"
 #include "log.h"
 
 #define POOL_MAX	16
@@ -39,6 +40,7 @@ struct enrol {
 	int			 ttl;
 	int			 allow_new_key;
 	int			 renew_before_days;
+	int			 jitter_days;
 	struct enrol_limit	*per_serial;
 	struct enrol_limit	*per_addr;
 	struct enrol_keys	*keys;
@@ -213,6 +215,7 @@ enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 	e->ttl = cfg->challenge_ttl_seconds;
 	e->allow_new_key = cfg->allow_new_key;
 	e->renew_before_days = cfg->renew_before_days;
+	e->jitter_days = cfg->jitter_days;
 	e->db_path = strdup(cfg->db_path);
 	if (e->db_path == NULL)
 		goto out;
@@ -526,7 +529,11 @@ issue(struct enrol *e, struct db *db, const struct inv_device *dev,
 		result = FC_ENOMEM;
 		goto out;
 	}
-	renew_after = out.not_after - (int64_t)e->renew_before_days * 86400;
+	/* renewAfter: when fleetcert's own renewal of this certificate will
+	 * start (the renewal scheduler's formula, jitter included). */
+	renew_after = inv_renew_at(dev->device_id, out.not_after,
+	    (int64_t)e->renew_before_days * 86400,
+	    (int64_t)e->jitter_days * 86400);
 	if (renew_after < out.not_before)
 		renew_after = out.not_before;
 	fc_time_iso((time_t)out.not_after, na);
