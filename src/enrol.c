@@ -489,7 +489,18 @@ issue(struct enrol *e, struct db *db, const struct inv_device *dev,
 	result = db_begin(db);
 	if (result != FC_OK)
 		goto void_out;
-	result = inv_cert_complete(db, &row, INV_CERT_DELIVERED, actor);
+	/* Re-read the device under the write lock: a revocation that
+	 * committed while the certificate was being signed wins. */
+	{
+		struct inv_device again;
+		memset(&again, 0, sizeof(again));
+		result = inv_device_get(db, dev->device_id, &again);
+		if (result == FC_OK && again.status != INV_DEV_ACTIVE)
+			result = FC_EPERM;
+		inv_device_clear(&again);
+	}
+	if (result == FC_OK)
+		result = inv_cert_complete(db, &row, INV_CERT_DELIVERED, actor);
 	if (result == FC_OK)
 		result = inv_enrol_supersede(db, dev->device_id, row.serial,
 		    actor, &n);
@@ -502,6 +513,13 @@ issue(struct enrol *e, struct db *db, const struct inv_device *dev,
 		result = db_commit(db);
 	else
 		db_rollback(db);
+	if (result == FC_EPERM) {
+		log_warn("enrol device %s: revoked while certificate %s was "
+		    "being signed; not issued", dev->device_id, row.serial);
+		(void)inv_enrol_void(db, row.serial, actor,
+		    "device no longer active");
+		goto out;
+	}
 	if (result != FC_OK) {
 		log_error("enrol device %s: cannot record certificate %s: %s",
 		    dev->device_id, row.serial, fc_strerror(result));
@@ -669,6 +687,14 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		goto out;
 	}
 	result = issue(e, db, &dev, spki, spki_len, peer, ans);
+	if (result == FC_EPERM) {
+		audit_refusal(e, db, &req, dev.device_id, peer,
+		    "enrol.forbidden", "revoked during the re-enrolment");
+		stat_add(e, &e->st.forbidden);
+		result = answer_error(ans, 403, "forbidden", "device is not "
+		    "allowed to re-enrol");
+		goto out;
+	}
 	if (result == FC_ENOMEM || result == FC_OK)
 		goto out;
 fail:

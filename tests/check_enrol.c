@@ -1018,6 +1018,52 @@ START_TEST(test_unanswered_retry)
 }
 END_TEST
 
+/* An issuer during whose signing an operator revokes the device. */
+static enum fc_err
+issue_then_revoke(void *arg, const char *serial, const char *device_id,
+    const char *se_serial, const unsigned char *spki, size_t spki_len,
+    struct enrol_issued *out)
+{
+	struct enrol_issuer real;
+
+	ck_assert_int_eq(inv_device_set_status(db, device_id, INV_DEV_REVOKED,
+	    "test", "keyCompromise"), FC_OK);
+	enrol_issuer_ca(&real, arg);
+	return real.issue(real.arg, serial, device_id, se_serial, spki,
+	    spki_len, out);
+}
+
+START_TEST(test_revoked_while_signing)
+{
+	struct dev d;
+	struct req_opts o = { 0 };
+	struct enrol_issuer iss;
+	struct enrol_answer a;
+	struct enrol *e2;
+	char *body;
+
+	dev_make(&d, 12, 1);
+	enrol_issuer_ca(&iss, ca);
+	iss.issue = issue_then_revoke;
+	ck_assert_int_eq(enrol_new(&cfg, &iss, &e2), FC_OK);
+	body = build(&d, &o);
+	/* NULL: the endpoint uses a connection of its own, as a listener
+	 * thread does; the revocation comes through the test's. */
+	ck_assert_int_eq(enrol_reenrol(e2, NULL, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 403);
+	enrol_answer_clear(&a);
+	enrol_free(e2);
+	free(body);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "status IN ('active','delivered','pending','reserved')"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "status = 'revoked' AND der IS NULL"), 1);
+	last_audit("enrol.forbidden", "revoked during the re-enrolment");
+	dev_free(&d);
+}
+END_TEST
+
 START_TEST(test_allow_new_key)
 {
 	struct dev d;
@@ -1083,6 +1129,7 @@ suite(void)
 	tcase_add_test(t, test_recovery);
 	tcase_add_test(t, test_unanswered_retry);
 	tcase_add_test(t, test_allow_new_key);
+	tcase_add_test(t, test_revoked_while_signing);
 	suite_add_tcase(s, t);
 	return s;
 }
