@@ -26,6 +26,7 @@
 #include "inventory_enrol.h"
 #include "inventory_renew.h"
 #include "log.h"
+#include "metrics.h"
 
 #define POOL_MAX	16
 #define LIMIT_SLOTS	65536
@@ -63,12 +64,20 @@ enrol_answer_clear(struct enrol_answer *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* Exported by GET /metrics (metrics.c); registered in enrol_new. */
+static struct metric *m_requests, *m_anomalies;
+
+/* Counts one outcome in the endpoint's counters and in /metrics. */
 static void
-stat_add(struct enrol *e, uint64_t *counter)
+stat_add(struct enrol *e, uint64_t *counter, const char *outcome)
 {
 	pthread_mutex_lock(&e->mu);
 	(*counter)++;
 	pthread_mutex_unlock(&e->mu);
+	if (counter == &e->st.anomalies)
+		metrics_add(m_anomalies, 1);
+	else
+		metrics_add(m_requests, 1, outcome);
 }
 
 void
@@ -107,7 +116,7 @@ answer_error(struct enrol_answer *a, int status, const char *code,
 static enum fc_err
 answer_limited(struct enrol *e, struct enrol_answer *a, int retry_after)
 {
-	stat_add(e, &e->st.limited);
+	stat_add(e, &e->st.limited, "limited");
 	a->retry_after = retry_after;
 	return answer_error(a, 429, "too_many_requests",
 	    "too many requests; retry later");
@@ -116,7 +125,7 @@ answer_limited(struct enrol *e, struct enrol_answer *a, int retry_after)
 static enum fc_err
 answer_internal(struct enrol *e, struct enrol_answer *a)
 {
-	stat_add(e, &e->st.failed);
+	stat_add(e, &e->st.failed, "failed");
 	return answer_error(a, 500, "internal", "internal error; retry later");
 }
 
@@ -230,6 +239,11 @@ enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 	result = enrol_keys_new(KEY_SLOTS, &e->keys);
 	if (result != FC_OK)
 		goto out;
+	m_requests = metrics_counter("fleetcert_enrol_requests_total",
+	    "Re-enrolment endpoint answers, by outcome (challenge, reenrolled, "
+	    "bad_request, rejected, forbidden, limited, failed)", "outcome");
+	m_anomalies = metrics_counter("fleetcert_enrol_anomalies_total",
+	    "Serials that failed re-enrolment repeatedly within an hour", NULL);
 	e->decoy = EVP_EC_gen("P-256");
 	if (e->decoy == NULL) {
 		log_openssl("enrol: cannot generate the decoy key");
@@ -316,7 +330,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		return answer_limited(e, ans, retry);
 	if (enrol_req_parse(body, len, ENROL_REQ_CHALLENGE, &req, &why) !=
 	    FC_OK) {
-		stat_add(e, &e->st.bad_requests);
+		stat_add(e, &e->st.bad_requests, "bad_request");
 		return answer_error(ans, 400, "bad_request", why);
 	}
 	if (!enrol_limit_hit(e->per_serial, req.serial_raw,
@@ -344,7 +358,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		goto fail;
 	if (tdb == NULL)
 		db_put(e, db);
-	stat_add(e, &e->st.challenges);
+	stat_add(e, &e->st.challenges, "challenge");
 	log_debug("enrol %s: challenge for %s", req.serial, peer);
 	result = answer_json(ans, 200, json_pack("{s:s,s:i}", "nonce", b64,
 	    "expiresIn", e->ttl));
@@ -384,7 +398,7 @@ audit_refusal(struct enrol *e, struct db *db, const struct enrol_req *req,
 	n = enrol_limit_fail(e->per_serial, req->serial_raw,
 	    sizeof(req->serial_raw), fc_now());
 	if (n == ENROL_ANOMALY_FAILURES) {
-		stat_add(e, &e->st.anomalies);
+		stat_add(e, &e->st.anomalies, "anomaly");
 		log_warn("enrol %s: %d failed re-enrolments within an hour",
 		    req->serial, n);
 		if (audit_append(db, actor, "enrol.anomaly", device_id, NULL,
@@ -562,7 +576,7 @@ issue(struct enrol *e, struct db *db, const struct inv_device *dev,
 	    e->iss.chain_pem ? e->iss.chain_pem : "",
 	    "notAfter", na, "renewAfter", ra));
 	if (result == FC_OK) {
-		stat_add(e, &e->st.reenrolled);
+		stat_add(e, &e->st.reenrolled, "reenrolled");
 		log_info("enrol device %s: re-enrolled, certificate %s "
 		    "(%d superseded)", dev->device_id, row.serial, n);
 	}
@@ -619,7 +633,7 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		goto fail;
 	if (result != FC_OK) {
 		enrol_req_clear(&req);
-		stat_add(e, &e->st.bad_requests);
+		stat_add(e, &e->st.bad_requests, "bad_request");
 		return answer_error(ans, 400, "bad_request", why);
 	}
 
@@ -671,7 +685,7 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	if (cause != NULL) {
 		audit_refusal(e, db, &req, known ? dev.device_id : NULL, peer,
 		    "enrol.reject", cause);
-		stat_add(e, &e->st.rejected);
+		stat_add(e, &e->st.rejected, "rejected");
 		result = answer_error(ans, 401, "unauthorized", UNAUTH_MSG);
 		goto out;
 	}
@@ -681,7 +695,7 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	if (dev.status != INV_DEV_ACTIVE) {
 		audit_refusal(e, db, &req, dev.device_id, peer,
 		    "enrol.forbidden", inv_dev_status_name(dev.status));
-		stat_add(e, &e->st.forbidden);
+		stat_add(e, &e->st.forbidden, "forbidden");
 		result = answer_error(ans, 403, "forbidden", "device is not "
 		    "allowed to re-enrol");
 		goto out;
@@ -690,7 +704,7 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	if (result == FC_EPERM) {
 		audit_refusal(e, db, &req, dev.device_id, peer,
 		    "enrol.forbidden", "revoked during the re-enrolment");
-		stat_add(e, &e->st.forbidden);
+		stat_add(e, &e->st.forbidden, "forbidden");
 		result = answer_error(ans, 403, "forbidden", "device is not "
 		    "allowed to re-enrol");
 		goto out;

@@ -27,6 +27,7 @@
 #include "inventory.h"
 #include "inventory_enrol.h"
 #include "log.h"
+#include "metrics.h"
 #include "testutil.h"
 
 /* ---- the test vector of device-protocol.md ---- */
@@ -716,6 +717,16 @@ START_TEST(test_refusals)
 	}
 	ck_assert_int_ge(count("SELECT count(*) FROM audit WHERE action = "
 	    "'enrol.anomaly'"), 1);
+	{
+		char *text = NULL;
+		size_t len;
+		ck_assert_int_eq(metrics_render(NULL, &text, &len), FC_OK);
+		ck_assert_ptr_nonnull(strstr(text,
+		    "fleetcert_enrol_requests_total{outcome=\"rejected\"} 7"));
+		ck_assert_ptr_nonnull(strstr(text,
+		    "fleetcert_enrol_anomalies_total 1"));
+		free(text);
+	}
 	EVP_PKEY_free(wrong);
 	dev_free(&d);
 	dev_free(&other);
