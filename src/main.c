@@ -23,6 +23,7 @@
 #include "health.h"
 #include "inventory.h"
 #include "log.h"
+#include "renew_service.h"
 #include "scheduler.h"
 #include "signer.h"
 
@@ -194,6 +195,8 @@ daemon_reload(void *arg)
 	 * must leave its module unchanged when it fails; it returns an
 	 * fc_err and logs the cause itself. */
 	log_set_level((enum log_level)nw->log_level);
+	if (renew_service_reload(nw) != FC_OK)
+		log_error("reload: renewal keeps its previous settings");
 
 	d->retired[d->nretired++] = d->cfg;
 	d->cfg = nw;
@@ -208,7 +211,7 @@ daemon_stop(struct daemon *d)
 	d->enrol = NULL;
 	api_stop(d->api);
 	d->api = NULL;
-	/* renewal, delivery, hub client: their finalise calls */
+	renew_service_stop();
 	if (d->sched_up)
 		sched_finalise();
 	d->sched_up = 0;
@@ -258,9 +261,11 @@ daemon_start(struct daemon *d)
 		return result;
 
 	/* The signer forks before the database is opened (no SQLite handle
-	 * crosses a fork) and before any thread or blocked signal exists. */
+	 * crosses a fork) and before any thread or blocked signal exists.
+	 * Without a [ca] the daemon serves the inventory only: no signer,
+	 * no renewal (logged by renew_service_start). */
 	if (d->cfg->ca_certificate != NULL && d->cfg->ca_key != NULL) {
-		char why[256];
+		char why[256] = "";
 		result = signer_start(d->cfg, why, sizeof(why));
 		if (result != FC_OK) {
 			log_error("signer: cannot start: %s", why);
@@ -301,9 +306,11 @@ daemon_start(struct daemon *d)
 	if (result != FC_OK)
 		return result;
 
-	/* hub client (branch hubclient), renewal, delivery: their init
-	 * calls go here; they register jobs, fds, status and drain hooks
-	 * with scheduler.h. */
+	/* hub client, renewal and delivery: jobs, hub sockets, status,
+	 * drain, health and metrics. */
+	result = renew_service_start(d->cfg, d->db);
+	if (result != FC_OK)
+		return result;
 	result = api_start(d->cfg, &d->api);
 	if (result != FC_OK) {
 		log_error("operator API: cannot start on %s",

@@ -1,0 +1,22 @@
+-- Renewal schedule (issue 5). Additive: two columns on certificates and
+-- two partial indexes, so the renewal scan costs O(rows it returns).
+--
+-- renew_at: when the renewal of this (active) certificate starts:
+--   not_after - renew_before_days + a stable per-device jitter of up to
+--   jitter_days. NULL: not scheduled yet (new rows; the renewal job fills
+--   it in, and resets it when the [renewal] window settings change).
+-- renewal: serial of the renewal in flight for this certificate (its
+--   reserved / pending / delivered successor); NULL when none.
+ALTER TABLE certificates ADD COLUMN renew_at INTEGER;
+ALTER TABLE certificates ADD COLUMN renewal TEXT;
+
+-- "Due for renewal": a range scan on (status, renew_at) over the rows
+-- with no renewal in flight.
+CREATE INDEX certificates_renew_due ON certificates (status, renew_at)
+	WHERE renewal IS NULL;
+-- Certificates still to be scheduled (rows leave it once renew_at is set).
+CREATE INDEX certificates_renew_unscheduled ON certificates (status)
+	WHERE renew_at IS NULL;
+-- Deliveries still being worked, in due order (terminal steps excluded).
+CREATE INDEX deliveries_open ON deliveries (next_attempt_at)
+	WHERE step NOT IN ('done', 'failed', 'cancelled');

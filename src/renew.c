@@ -1,0 +1,601 @@
+/*
+ * renew.c — proactive renewal: schedule, due scan, reserve / sign / record
+ * in batches, void and recovery (renew.h has the protocol). Main process,
+ * scheduler thread; touches the database through inventory_renew.c and the
+ * CA key only through the issue callback (the signer process).
+ */
+#include "fc_build.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "der.h"
+#include "inventory_renew.h"
+#include "log.h"
+#include "renew.h"
+#include "signer.h"
+
+#define ACTOR		"daemon:renew"
+#define BATCH_MAX	1024
+#define SCHEDULE_CHUNK	20000
+#define SPKI_MAX	512
+#define STEP_STAGE	"stage"
+#define STEP_INSTALL	"install"
+
+/* One renewal of a batch. */
+struct item {
+	char		 old_serial[FC_CERT_SERIAL_MAX];
+	char		 serial[FC_CERT_SERIAL_MAX];
+	char		 device_id[FC_DEVICE_ID_MAX];
+	char		 se_serial[FC_SE_SERIAL_LEN];
+	char		 hub[FC_NAME_MAX];
+	enum inv_auth	 auth_type;
+	unsigned char	 spki[SPKI_MAX];
+	size_t		 spki_len;
+	int		 rekey;
+	int		 skip;		/* postponed / not reserved */
+	int		 reserved;
+	struct ca_cert	*cert;		/* signed */
+	char		 why[160];
+};
+
+struct renew {
+	struct db	*db;
+	struct renew_opts o;
+	struct renew_stats st;
+	struct item	*items;		/* BATCH_MAX */
+	int		 n;
+	int64_t		 now;
+};
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static enum fc_err
+signer_issue_cb(void *arg, const struct ca_issue_req *req,
+    struct ca_cert **out, char *why, size_t whylen)
+{
+	(void)arg;
+	return signer_issue(req, out, why, whylen);
+}
+
+void
+renew_opts_from_cfg(struct renew_opts *o, const struct cfg *cfg)
+{
+	memset(o, 0, sizeof(*o));
+	o->before_s = (int64_t)cfg->renew_before_days * 86400;
+	o->jitter_s = (int64_t)cfg->jitter_days * 86400;
+	o->rekey = cfg->rekey;
+	o->batch = 256;
+	o->retry_s = cfg->retry_max_seconds;
+	o->issue = signer_issue_cb;
+}
+
+enum fc_err
+renew_cert_spki(const unsigned char *der, size_t len,
+    const unsigned char **spki, size_t *spki_len)
+{
+	struct der_rd r = { der, len }, cert, tbs, skip, key;
+
+	/* RFC 5280 4.1: Certificate ::= SEQUENCE { tbsCertificate, ... };
+	 * TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber,
+	 * signature, issuer, validity, subject, subjectPublicKeyInfo, ... } */
+	if (der == NULL || der_get(&r, DER_SEQUENCE, &cert, NULL) != 0 ||
+	    der_get(&cert, DER_SEQUENCE, &tbs, NULL) != 0)
+		return FC_EINVAL;
+	if (der_peek(&tbs) == 0xa0 && der_get(&tbs, 0xa0, &skip, NULL) != 0)
+		return FC_EINVAL;
+	if (der_get(&tbs, DER_INTEGER, &skip, NULL) != 0 ||
+	    der_get(&tbs, DER_SEQUENCE, &skip, NULL) != 0 ||
+	    der_get(&tbs, DER_SEQUENCE, &skip, NULL) != 0 ||
+	    der_get(&tbs, DER_SEQUENCE, &skip, NULL) != 0 ||
+	    der_get(&tbs, DER_SEQUENCE, &skip, NULL) != 0 ||
+	    der_get(&tbs, DER_SEQUENCE, &skip, &key) != 0)
+		return FC_EINVAL;
+	*spki = key.p;
+	*spki_len = key.len;
+	return FC_OK;
+}
+
+enum fc_err
+renew_open(struct db *db, const struct renew_opts *o, struct renew **out)
+{
+	struct renew *r;
+	enum fc_err result;
+
+	if (o->issue == NULL || o->before_s <= 0 || o->jitter_s < 0 ||
+	    o->jitter_s > o->before_s)
+		return FC_EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return FC_ENOMEM;
+	r->items = calloc(BATCH_MAX, sizeof(*r->items));
+	if (r->items == NULL) {
+		free(r);
+		return FC_ENOMEM;
+	}
+	r->db = db;
+	result = renew_reconfigure(r, o);
+	if (result != FC_OK) {
+		renew_close(r);
+		return result;
+	}
+	*out = r;
+	return FC_OK;
+}
+
+void
+renew_close(struct renew *r)
+{
+	int i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->n; i++)
+		ca_cert_free(r->items[i].cert);
+	free(r->items);
+	free(r);
+}
+
+enum fc_err
+renew_reconfigure(struct renew *r, const struct renew_opts *o)
+{
+	enum fc_err result;
+	int reset = 0;
+
+	if (o->issue == NULL || o->before_s <= 0 || o->jitter_s < 0 ||
+	    o->jitter_s > o->before_s)
+		return FC_EINVAL;
+	result = inv_renew_window_sync(r->db, o->before_s, o->jitter_s,
+	    &reset);
+	if (result != FC_OK)
+		return result;
+	if (reset)
+		log_info("renewal: window changed to %lld s before expiry, "
+		    "jitter %lld s; rescheduling every certificate",
+		    (long long)o->before_s, (long long)o->jitter_s);
+	r->o = *o;
+	if (r->o.batch < 1 || r->o.batch > BATCH_MAX)
+		r->o.batch = 256;
+	if (r->o.retry_s < 1)
+		r->o.retry_s = 3600;
+	return FC_OK;
+}
+
+static int
+recover_one(void *arg, const char *serial, const char *device_id)
+{
+	struct renew *r = arg;
+
+	/* Collected first: voiding while the list statement runs would
+	 * change the rows it walks. */
+	if (r->n == BATCH_MAX)
+		return 1;
+	snprintf(r->items[r->n].serial, sizeof(r->items[r->n].serial), "%s",
+	    serial);
+	snprintf(r->items[r->n].device_id, sizeof(r->items[r->n].device_id),
+	    "%s", device_id ? device_id : "");
+	r->n++;
+	return 0;
+}
+
+enum fc_err
+renew_recover(struct renew *r, int *voided)
+{
+	enum fc_err result;
+	int i, count = 0;
+
+	for (;;) {
+		r->n = 0;
+		result = inv_renew_reserved_list(r->db, recover_one, r);
+		if (result != FC_OK || r->n == 0)
+			break;
+		result = db_begin(r->db);
+		if (result != FC_OK)
+			break;
+		for (i = 0; i < r->n && result == FC_OK; i++) {
+			result = inv_renew_void(r->db, r->items[i].serial, 0,
+			    "interrupted before its certificate was recorded",
+			    ACTOR);
+			if (result == FC_OK)
+				log_info("device %s: renewal %s voided "
+				    "(interrupted); it will be renewed again",
+				    r->items[i].device_id, r->items[i].serial);
+		}
+		if (result != FC_OK) {
+			db_rollback(r->db);
+			break;
+		}
+		result = db_commit(r->db);
+		if (result != FC_OK)
+			break;
+		count += r->n;
+		r->st.voided += (uint64_t)r->n;
+	}
+	r->n = 0;
+	if (result == FC_OK && voided != NULL)
+		*voided = count;
+	return result;
+}
+
+/* Collects due certificates into the batch. */
+static int
+collect_due(void *arg, const struct inv_due *d)
+{
+	struct renew *r = arg;
+	struct item *it = &r->items[r->n];
+	const unsigned char *spki = NULL;
+	size_t spki_len = 0;
+
+	memset(it, 0, sizeof(*it));
+	snprintf(it->old_serial, sizeof(it->old_serial), "%s", d->serial);
+	snprintf(it->device_id, sizeof(it->device_id), "%s", d->device_id);
+	snprintf(it->se_serial, sizeof(it->se_serial), "%s", d->se_serial);
+	snprintf(it->hub, sizeof(it->hub), "%s", d->hub);
+	it->auth_type = d->auth_type;
+	it->rekey = r->o.rekey || d->rekey;
+	if (d->dev_status != INV_DEV_ACTIVE) {
+		snprintf(it->why, sizeof(it->why), "device is %s",
+		    inv_dev_status_name(d->dev_status));
+		it->skip = 1;
+	} else if (it->rekey && r->o.csr == NULL) {
+		snprintf(it->why, sizeof(it->why), "rekey needs the hub");
+		it->skip = 1;
+	} else if (!it->rekey) {
+		if (renew_cert_spki(d->der, d->der_len, &spki, &spki_len) !=
+		    FC_OK || spki_len > sizeof(it->spki)) {
+			snprintf(it->why, sizeof(it->why), "stored certificate "
+			    "%s is not readable DER", d->serial);
+			it->skip = 1;
+		} else {
+			memcpy(it->spki, spki, spki_len);
+			it->spki_len = spki_len;
+		}
+	}
+	r->n++;
+	return r->n >= r->o.batch;
+}
+
+/*
+ * Transactions whose commit must be on disk before anything depends on it
+ * (a reservation before signing, a recorded certificate before it is
+ * delivered) run with synchronous=FULL; SQLite refuses to change the
+ * level inside a transaction, so it is set around BEGIN and COMMIT.
+ */
+static enum fc_err
+begin_full(struct db *db)
+{
+	enum fc_err result;
+
+	result = db_exec(db, "PRAGMA synchronous = FULL");
+	if (result == FC_OK)
+		result = db_begin(db);
+	if (result != FC_OK)
+		(void)db_exec(db, "PRAGMA synchronous = NORMAL");
+	return result;
+}
+
+static enum fc_err
+commit_full(struct db *db)
+{
+	enum fc_err result = db_commit(db);
+
+	(void)db_exec(db, "PRAGMA synchronous = NORMAL");
+	return result;
+}
+
+static void
+rollback_full(struct db *db)
+{
+	db_rollback(db);
+	(void)db_exec(db, "PRAGMA synchronous = NORMAL");
+}
+
+/* Step 1: reserve every item of the batch in one committed transaction. */
+static enum fc_err
+reserve_batch(struct renew *r)
+{
+	enum fc_err result;
+	int i;
+
+	result = begin_full(r->db);
+	if (result != FC_OK)
+		return result;
+	for (i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		if (it->skip) {
+			log_info("device %s: renewal of %s postponed: %s",
+			    it->device_id, it->old_serial, it->why);
+			result = inv_renew_postpone(r->db, it->old_serial,
+			    r->now + r->o.retry_s);
+			if (result != FC_OK)
+				goto out;
+			r->st.postponed++;
+			continue;
+		}
+		result = ca_serial_new(it->serial);
+		if (result != FC_OK)
+			goto out;
+		result = inv_renew_reserve(r->db, it->old_serial, it->device_id,
+		    it->serial, ACTOR);
+		if (result == FC_ECONFLICT) {
+			/* Renewed meanwhile (another path); nothing to do. */
+			it->skip = 1;
+			continue;
+		}
+		if (result != FC_OK)
+			goto out;
+		it->reserved = 1;
+	}
+	return commit_full(r->db);
+out:
+	rollback_full(r->db);
+	for (i = 0; i < r->n; i++)
+		r->items[i].reserved = 0;
+	return result;
+}
+
+/* Step 2: sign what was reserved (same key); rekey items go to the CSR
+ * fetcher and are completed by renew_csr_done. */
+static void
+sign_batch(struct renew *r)
+{
+	struct ca_issue_req req;
+	enum fc_err result;
+	int i;
+
+	for (i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		if (!it->reserved)
+			continue;
+		if (it->rekey) {
+			result = r->o.csr(r->o.csr_arg, it->serial,
+			    it->device_id, it->hub);
+			if (result == FC_OK) {
+				r->st.csr_requested++;
+				it->reserved = 0;	/* owned by the fetcher */
+			} else
+				snprintf(it->why, sizeof(it->why),
+				    "CSR request not queued (%s)",
+				    fc_strerror(result));
+			continue;
+		}
+		memset(&req, 0, sizeof(req));
+		req.serial = it->serial;
+		req.device_id = it->device_id;
+		req.se_serial = it->se_serial;
+		req.spki = it->spki;
+		req.spki_len = it->spki_len;
+		result = r->o.issue(r->o.issue_arg, &req, &it->cert, it->why,
+		    sizeof(it->why));
+		if (result != FC_OK) {
+			it->cert = NULL;
+			r->st.sign_failed++;
+			log_warn("device %s: signing renewal %s failed: %s (%s)",
+			    it->device_id, it->serial, it->why,
+			    fc_strerror(result));
+		}
+	}
+}
+
+static void
+cert_to_inv(const struct ca_cert *cc, const char *device_id,
+    struct inv_cert *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->serial, sizeof(c->serial), "%s", cc->serial);
+	snprintf(c->device_id, sizeof(c->device_id), "%s", device_id);
+	c->der = cc->der;
+	c->der_len = cc->der_len;
+	c->not_before = cc->not_before;
+	c->not_after = cc->not_after;
+	snprintf(c->sha1, sizeof(c->sha1), "%s", cc->sha1);
+	snprintf(c->sha256, sizeof(c->sha256), "%s", cc->sha256);
+	c->status = INV_CERT_PENDING;
+	c->issued_by = INV_ISSUED_RENEWAL;
+}
+
+/* Records one signed certificate (inside the caller's transaction). */
+static enum fc_err
+record_one(struct renew *r, struct item *it)
+{
+	struct inv_cert c;
+
+	if (strcmp(it->cert->serial, it->serial) != 0) {
+		log_error("device %s: signer answered serial %s for %s",
+		    it->device_id, it->cert->serial, it->serial);
+		return FC_EINTERNAL;
+	}
+	cert_to_inv(it->cert, it->device_id, &c);
+	return inv_renew_record(r->db, &c, inv_renew_at(it->device_id,
+	    c.not_after, r->o.before_s, r->o.jitter_s),
+	    it->auth_type == INV_AUTH_SELFSIGNED ? STEP_STAGE : STEP_INSTALL,
+	    ACTOR);
+}
+
+/* Step 3: record signed certificates and void failed reservations, in the
+ * next committed transaction. */
+static enum fc_err
+record_batch(struct renew *r, int *issued)
+{
+	enum fc_err result;
+	int i, n = 0, nvoid = 0;
+
+	result = begin_full(r->db);
+	if (result != FC_OK)
+		return result;
+	for (i = 0; i < r->n; i++) {
+		struct item *it = &r->items[i];
+		if (!it->reserved)
+			continue;
+		if (it->cert != NULL) {
+			result = record_one(r, it);
+			if (result == FC_OK) {
+				n++;
+				continue;
+			}
+			if (result != FC_EINTERNAL)
+				goto out;
+			snprintf(it->why, sizeof(it->why), "signer answered "
+			    "the wrong serial");
+		}
+		result = inv_renew_void(r->db, it->serial, r->now + r->o.retry_s,
+		    it->why, ACTOR);
+		if (result != FC_OK)
+			goto out;
+		nvoid++;
+	}
+	result = commit_full(r->db);
+	if (result != FC_OK)
+		return result;
+	r->st.issued += (uint64_t)n;
+	r->st.voided += (uint64_t)nvoid;
+	*issued += n;
+	return FC_OK;
+out:
+	rollback_full(r->db);
+	return result;
+}
+
+static void
+batch_free(struct renew *r)
+{
+	int i;
+
+	for (i = 0; i < r->n; i++) {
+		ca_cert_free(r->items[i].cert);
+		r->items[i].cert = NULL;
+	}
+	r->n = 0;
+}
+
+enum fc_err
+renew_run(struct renew *r, int64_t now, int max, int *issued, int *more)
+{
+	enum fc_err result = FC_OK;
+	int n = 0, scheduled, total = 0, full;
+	int64_t t0;
+
+	r->now = now;
+	do {
+		result = inv_renew_schedule(r->db, r->o.before_s,
+		    r->o.jitter_s, SCHEDULE_CHUNK, &scheduled);
+		if (result != FC_OK)
+			return result;
+	} while (scheduled == SCHEDULE_CHUNK);
+	r->st.scans++;
+	full = 0;
+	while (total < max) {
+		int want = r->o.batch;
+		if (want > max - total)
+			want = max - total;
+		r->n = 0;
+		t0 = mono_us();
+		{
+			int saved = r->o.batch;
+			r->o.batch = want;
+			result = inv_renew_due(r->db, now, want, collect_due, r);
+			r->o.batch = saved;
+		}
+		r->st.last_scan_us = mono_us() - t0;
+		if (result != FC_OK || r->n == 0)
+			break;
+		full = r->n == want;
+		total += r->n;
+		result = reserve_batch(r);
+		if (result != FC_OK)
+			break;
+		sign_batch(r);
+		result = record_batch(r, &n);
+		batch_free(r);
+		if (result != FC_OK)
+			break;
+		if (!full)
+			break;
+	}
+	batch_free(r);
+	if (result != FC_OK) {
+		/* Reservations of this batch stay reserved; start-up
+		 * recovery voids them. */
+		log_error("renewal: pass stopped (%s)", fc_strerror(result));
+		return result;
+	}
+	if (issued != NULL)
+		*issued = n;
+	if (more != NULL)
+		*more = full && total >= max;
+	return FC_OK;
+}
+
+enum fc_err
+renew_csr_done(struct renew *r, const char *serial, const unsigned char *csr,
+    size_t csr_len, const char *why)
+{
+	struct ca_issue_req req;
+	struct inv_cert old, res;
+	struct inv_device dev;
+	struct item it;
+	enum fc_err result;
+	int n = 0;
+
+	memset(&old, 0, sizeof(old));
+	memset(&res, 0, sizeof(res));
+	memset(&dev, 0, sizeof(dev));
+	memset(&it, 0, sizeof(it));
+	r->now = fc_now();
+	result = inv_cert_get(r->db, serial, &res);
+	if (result != FC_OK || res.status != INV_CERT_RESERVED) {
+		log_warn("renewal %s: CSR answer for a renewal that is no "
+		    "longer reserved", serial);
+		result = FC_ECONFLICT;
+		goto out;
+	}
+	result = inv_device_get(r->db, res.device_id, &dev);
+	if (result != FC_OK)
+		goto out;
+	snprintf(it.serial, sizeof(it.serial), "%s", serial);
+	snprintf(it.device_id, sizeof(it.device_id), "%s", dev.device_id);
+	it.auth_type = dev.auth_type;
+	it.reserved = 1;
+	snprintf(it.why, sizeof(it.why), "%s", why ? why : "no CSR");
+	if (csr != NULL) {
+		memset(&req, 0, sizeof(req));
+		req.serial = serial;
+		req.device_id = dev.device_id;
+		req.se_serial = dev.se_serial;
+		req.csr = csr;
+		req.csr_len = csr_len;
+		result = r->o.issue(r->o.issue_arg, &req, &it.cert, it.why,
+		    sizeof(it.why));
+		if (result != FC_OK) {
+			it.cert = NULL;
+			r->st.sign_failed++;
+			log_warn("device %s: signing rekey renewal %s failed: "
+			    "%s", dev.device_id, serial, it.why);
+		}
+	}
+	r->items[0] = it;
+	r->n = 1;
+	result = record_batch(r, &n);
+	batch_free(r);
+out:
+	inv_cert_clear(&old);
+	inv_cert_clear(&res);
+	inv_device_clear(&dev);
+	return result;
+}
+
+void
+renew_stats_get(const struct renew *r, struct renew_stats *out)
+{
+	*out = r->st;
+}

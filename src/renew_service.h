@@ -1,0 +1,28 @@
+/*
+ * renew_service.h — wires renewal (renew.h) and delivery (deliver.h) into
+ * fleetcertd: opens the hubs, loads the CA chain (certificate only; the
+ * key stays in the signer), recovers interrupted renewals, registers the
+ * scheduler jobs, the hubs' sockets and timers, STATUS=, drain, health and
+ * metrics. Main thread; one instance per process.
+ */
+#ifndef FC_RENEW_SERVICE_H
+#define FC_RENEW_SERVICE_H
+
+#include "db.h"
+#include "fc.h"
+
+struct cfg;
+
+/*
+ * Starts renewal and delivery on db (the main thread's connection, which
+ * must outlive renew_service_stop). Call after sched_init() and
+ * signer_start(). cfg must stay valid until the next reload or stop.
+ * FC_OK or the first failure (logged).
+ */
+enum fc_err renew_service_start(const struct cfg *cfg, struct db *db);
+/* Applies a reloaded configuration (intervals, window, rates of retry). */
+enum fc_err renew_service_reload(const struct cfg *cfg);
+/* Cancels outstanding hub calls and frees everything. Idempotent. */
+void renew_service_stop(void);
+
+#endif

@@ -1,0 +1,689 @@
+/*
+ * check_renew.c — renewal (renew.c) and its SQL (inventory_renew.c) on a
+ * real SQLite database with a real CA made by tests/mkca.sh: schedule and
+ * jitter, the due scan's query plan, reserve / sign / record, kill -9 in
+ * the middle of a batch (a forked child dies while signing) and start-up
+ * recovery, signer refusals, the real signer process, and the delivery
+ * outbox's SQL transitions. Time moves through fc_clock_set_offset().
+ */
+#include "fc_build.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "audit.h"
+#include "ca.h"
+#include "config.h"
+#include "db.h"
+#include "inventory.h"
+#include "inventory_renew.h"
+#include "log.h"
+#include "renew.h"
+#include "signer.h"
+#include "testutil.h"
+
+#define DAY	86400
+
+static char ca_dir[512];
+static char ca_cert_path[600], ca_key_path[600], ca_chain_path[600];
+
+/* Per-test state. */
+static struct db *db;
+static struct ca *ca;
+static struct cfg cfg;
+
+static void
+setup(void)
+{
+	const char *dir = tu_tmpdir();
+	char path[600], why[256];
+
+	fc_clock_set_offset(0);
+	snprintf(path, sizeof(path), "%s/fleet.db", dir);
+	ck_assert_int_eq(db_open(path, DB_OPEN_MIGRATE, &db), FC_OK);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.ca_certificate = ca_cert_path;
+	cfg.ca_key = ca_key_path;
+	cfg.ca_chain = ca_chain_path;
+	cfg.validity_days = 365;
+	cfg.crl_validity_hours = 48;
+	cfg.renew_before_days = 30;
+	cfg.jitter_days = 7;
+	cfg.retry_max_seconds = 3600;
+	ck_assert_msg(ca_load(&cfg, 0, &ca, why, sizeof(why)) == FC_OK, "%s",
+	    why);
+}
+
+static void
+teardown(void)
+{
+	ca_free(ca);
+	ca = NULL;
+	db_close(db);
+	db = NULL;
+	fc_clock_set_offset(0);
+}
+
+static enum fc_err
+inproc_issue(void *arg, const struct ca_issue_req *req, struct ca_cert **out,
+    char *why, size_t whylen)
+{
+	(void)arg;
+	return ca_cert_issue(ca, req, out, why, whylen);
+}
+
+/* Issuer that dies (as kill -9 would) after *arg signatures. */
+static enum fc_err
+dying_issue(void *arg, const struct ca_issue_req *req, struct ca_cert **out,
+    char *why, size_t whylen)
+{
+	int *left = arg;
+
+	if ((*left)-- <= 0)
+		_exit(9);
+	return ca_cert_issue(ca, req, out, why, whylen);
+}
+
+/* Issuer that refuses one device. */
+static const char *refuse_id;
+static enum fc_err
+refusing_issue(void *arg, const struct ca_issue_req *req,
+    struct ca_cert **out, char *why, size_t whylen)
+{
+	(void)arg;
+	if (refuse_id != NULL && strcmp(req->device_id, refuse_id) == 0) {
+		snprintf(why, whylen, "test refusal");
+		return FC_EINVAL;
+	}
+	return ca_cert_issue(ca, req, out, why, whylen);
+}
+
+static void
+opts(struct renew_opts *o, renew_issue_fn *fn, void *arg)
+{
+	renew_opts_from_cfg(o, &cfg);
+	o->issue = fn;
+	o->issue_arg = arg;
+	o->batch = 16;
+}
+
+/*
+ * Makes n devices dev-<prefix>-NNNN, each with a fresh P-256 identity key
+ * and an active certificate valid for `days` days from now. auth alternates
+ * when mixed is set.
+ */
+static void
+fleet(const char *prefix, int n, int days, int mixed)
+{
+	int i;
+
+	ck_assert_int_eq(db_begin(db), FC_OK);
+	for (i = 0; i < n; i++) {
+		struct inv_device d;
+		struct inv_cert c;
+		struct ca_issue_req req;
+		struct ca_cert *cc = NULL;
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		unsigned char *spki = NULL;
+		char why[160];
+		int len;
+
+		ck_assert_ptr_nonnull(k);
+		len = i2d_PUBKEY(k, &spki);
+		ck_assert_int_gt(len, 0);
+		memset(&d, 0, sizeof(d));
+		snprintf(d.device_id, sizeof(d.device_id), "dev-%s-%04d",
+		    prefix, i);
+		snprintf(d.se_serial, sizeof(d.se_serial), "0123%012x%02x",
+		    (unsigned)(i + 1) * 7919u + (unsigned)prefix[0], 0xee);
+		d.auth_type = mixed && i % 2 ? INV_AUTH_SELFSIGNED : INV_AUTH_CA;
+		d.identity_key = spki;
+		d.identity_key_len = (size_t)len;
+		ck_assert_int_eq(inv_device_insert(db, &d, "test"), FC_OK);
+
+		memset(&req, 0, sizeof(req));
+		ck_assert_int_eq(ca_serial_new(c.serial), FC_OK);
+		req.serial = c.serial;
+		req.device_id = d.device_id;
+		req.se_serial = d.se_serial;
+		req.validity_days = days;
+		req.spki = spki;
+		req.spki_len = (size_t)len;
+		ck_assert_msg(ca_cert_issue(ca, &req, &cc, why, sizeof(why)) ==
+		    FC_OK, "%s", why);
+		memset(&c, 0, sizeof(c));
+		snprintf(c.serial, sizeof(c.serial), "%s", cc->serial);
+		snprintf(c.device_id, sizeof(c.device_id), "%s", d.device_id);
+		c.der = cc->der;
+		c.der_len = cc->der_len;
+		c.not_before = cc->not_before;
+		c.not_after = cc->not_after;
+		snprintf(c.sha1, sizeof(c.sha1), "%s", cc->sha1);
+		snprintf(c.sha256, sizeof(c.sha256), "%s", cc->sha256);
+		c.status = INV_CERT_ACTIVE;
+		c.issued_by = INV_ISSUED_IMPORT;
+		ck_assert_int_eq(inv_cert_insert(db, &c, "test"), FC_OK);
+		ca_cert_free(cc);
+		OPENSSL_free(spki);
+		EVP_PKEY_free(k);
+	}
+	ck_assert_int_eq(db_commit(db), FC_OK);
+}
+
+static int64_t
+count(const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	ck_assert_int_eq(db_prepare(db, sql, &st), FC_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Every device renewed exactly once: one non-voided renewal each, with
+ * renewed_from its original certificate and the identity key. */
+static void
+check_renewed_once(int ndev)
+{
+	sqlite3_stmt *st = NULL;
+	int rows = 0;
+
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "issued_by = 'renewal' AND status NOT IN ('revoked')"), ndev);
+	ck_assert_int_eq(count("SELECT count(*) FROM (SELECT device_id FROM "
+	    "certificates WHERE issued_by = 'renewal' AND status != 'revoked'"
+	    " GROUP BY device_id HAVING count(*) != 1)"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "status = 'reserved'"), 0);
+	/* Voided reservations carry no certificate. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "issued_by = 'renewal' AND status = 'revoked' AND der IS NOT "
+	    "NULL"), 0);
+	/* Each recorded certificate has its reserve and issue audit. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates c WHERE "
+	    "issued_by = 'renewal' AND der IS NOT NULL AND (SELECT count(*) "
+	    "FROM audit a WHERE a.serial = c.serial AND a.action IN "
+	    "('cert.reserve', 'cert.issue')) != 2"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM deliveries"), ndev);
+	/* The new certificate's key is the device's identity key. */
+	ck_assert_int_eq(db_prepare(db, "SELECT c.der, d.identity_key FROM "
+	    "certificates c JOIN devices d USING (device_id) WHERE "
+	    "c.issued_by = 'renewal' AND c.der IS NOT NULL", &st), FC_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *der = sqlite3_column_blob(st, 0);
+		const unsigned char *spki = NULL;
+		size_t spki_len = 0;
+		ck_assert_int_eq(renew_cert_spki(der,
+		    (size_t)sqlite3_column_bytes(st, 0), &spki, &spki_len),
+		    FC_OK);
+		ck_assert_int_eq((int)spki_len, sqlite3_column_bytes(st, 1));
+		ck_assert(memcmp(spki, sqlite3_column_blob(st, 1),
+		    spki_len) == 0);
+		rows++;
+	}
+	sqlite3_finalize(st);
+	ck_assert_int_eq(rows, ndev);
+	{
+		int64_t bad = -1;
+		ck_assert_int_eq(audit_verify(db, &bad, NULL), FC_OK);
+	}
+}
+
+START_TEST(test_jitter)
+{
+	char id[32];
+	int64_t at, seen_min = INT64_MAX, seen_max = INT64_MIN;
+	int i;
+
+	ck_assert_int_eq(inv_renew_at("a", 1000 * DAY, 30 * DAY, 0),
+	    970 * DAY);
+	ck_assert_int_eq(inv_renew_at("dev-1", 1000 * DAY, 30 * DAY, 7 * DAY),
+	    inv_renew_at("dev-1", 1000 * DAY, 30 * DAY, 7 * DAY));
+	for (i = 0; i < 2000; i++) {
+		snprintf(id, sizeof(id), "dev-%d", i);
+		at = inv_renew_at(id, 1000 * DAY, 30 * DAY, 7 * DAY);
+		ck_assert_int_ge(at, 970 * DAY);
+		ck_assert_int_le(at, 977 * DAY);
+		if (at < seen_min)
+			seen_min = at;
+		if (at > seen_max)
+			seen_max = at;
+	}
+	/* Spread over (nearly) the whole jitter range. */
+	ck_assert_int_lt(seen_min, 970 * DAY + DAY / 2);
+	ck_assert_int_gt(seen_max, 977 * DAY - DAY / 2);
+}
+END_TEST
+
+/* The due scan is a range scan on the partial index; no table scan. */
+START_TEST(test_scan_plan)
+{
+	char q[2048];
+	sqlite3_stmt *st = NULL;
+	int uses_index = 0, full_scan = 0;
+
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", inv_renew_due_sql);
+	ck_assert_int_eq(db_prepare(db, q, &st), FC_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		if (strstr(d, "certificates_renew_due (status=? AND renew_at<?)")
+		    != NULL)
+			uses_index = 1;
+		if (strncmp(d, "SCAN ", 5) == 0)
+			full_scan = 1;
+		if (strstr(d, "TEMP B-TREE") != NULL)
+			full_scan = 1;
+	}
+	sqlite3_finalize(st);
+	ck_assert_msg(uses_index, "due scan does not use its index");
+	ck_assert_msg(!full_scan, "due scan scans a table or sorts");
+}
+END_TEST
+
+START_TEST(test_not_due_then_due)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	int issued = -1, more = -1;
+
+	fleet("a", 20, 60, 0);
+	opts(&o, inproc_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "renew_at IS NULL AND status = 'active'"), 0);
+	/* 29 days on: 31 days left, window 30 days: none due yet. */
+	ck_assert_int_eq(renew_run(r, fc_now() + 29 * DAY, 1000, &issued,
+	    &more), FC_OK);
+	ck_assert_int_eq(issued, 0);
+	/* 38 days on: 22 days left, past every device's jitter. */
+	ck_assert_int_eq(renew_run(r, fc_now() + 38 * DAY, 1000, &issued,
+	    &more), FC_OK);
+	ck_assert_int_eq(issued, 20);
+	ck_assert_int_eq(more, 0);
+	/* In flight: not renewed twice. */
+	ck_assert_int_eq(renew_run(r, fc_now() + 39 * DAY, 1000, &issued,
+	    &more), FC_OK);
+	ck_assert_int_eq(issued, 0);
+	check_renewed_once(20);
+	renew_close(r);
+}
+END_TEST
+
+START_TEST(test_batches_and_max)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	int issued = 0, more = 0, total = 0;
+
+	fleet("b", 50, 10, 1);
+	opts(&o, inproc_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 20, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 20);
+	ck_assert_int_eq(more, 1);
+	total = issued;
+	while (more) {
+		ck_assert_int_eq(renew_run(r, fc_now(), 20, &issued, &more),
+		    FC_OK);
+		total += issued;
+	}
+	ck_assert_int_eq(total, 50);
+	check_renewed_once(50);
+	/* Self-signed devices start by staging the thumbprint. */
+	ck_assert_int_eq(count("SELECT count(*) FROM deliveries dl JOIN "
+	    "devices d USING (device_id) WHERE (d.auth_type = 'selfsigned')"
+	    " != (dl.step = 'stage')"), 0);
+	/* The next renewal is scheduled from the new certificate. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "issued_by = 'renewal' AND (renew_at IS NULL OR renew_at > "
+	    "not_after - 23 * 86400 OR renew_at < not_after - 30 * 86400)"),
+	    0);
+	renew_close(r);
+}
+END_TEST
+
+/* A reservation committed before a crash is voided at start-up and the
+ * device renewed under a fresh serial. */
+START_TEST(test_recover_reserved)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	struct inv_cert old, v;
+	char serial[FC_CERT_SERIAL_MAX];
+	int voided = -1, issued = 0, more = 0;
+
+	fleet("c", 3, 10, 0);
+	ck_assert_int_eq(inv_cert_current(db, "dev-c-0001", &old), FC_OK);
+	ck_assert_int_eq(ca_serial_new(serial), FC_OK);
+	ck_assert_int_eq(inv_renew_reserve(db, old.serial, "dev-c-0001",
+	    serial, "test"), FC_OK);
+	/* A second reservation of the same renewal is refused. */
+	{
+		char s2[FC_CERT_SERIAL_MAX];
+		ck_assert_int_eq(ca_serial_new(s2), FC_OK);
+		ck_assert_int_eq(inv_renew_reserve(db, old.serial,
+		    "dev-c-0001", s2, "test"), FC_ECONFLICT);
+	}
+	opts(&o, inproc_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_recover(r, &voided), FC_OK);
+	ck_assert_int_eq(voided, 1);
+	ck_assert_int_eq(inv_cert_get(db, serial, &v), FC_OK);
+	ck_assert_int_eq(v.status, INV_CERT_REVOKED);
+	ck_assert_ptr_null(v.der);
+	ck_assert_int_eq(v.revocation_reason, 4);
+	inv_cert_clear(&v);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 3);
+	check_renewed_once(3);
+	/* The voided serial was not reused. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "renewed_from IS NOT NULL AND status = 'pending'"), 3);
+	ck_assert_int_eq(inv_cert_get(db, serial, &v), FC_OK);
+	ck_assert_int_eq(v.status, INV_CERT_REVOKED);
+	inv_cert_clear(&v);
+	inv_cert_clear(&old);
+	renew_close(r);
+}
+END_TEST
+
+/*
+ * kill -9 at several moments of a wave: a forked child renews and dies
+ * after k signatures (inside a batch, between reserve and record); the
+ * parent recovers and continues. Every device ends renewed exactly once.
+ */
+START_TEST(test_crash_mid_wave)
+{
+	static const int deaths[] = { 0, 3, 16, 17, 40, 41, 5 };
+	struct renew *r = NULL;
+	struct renew_opts o;
+	size_t i;
+	int issued, more, status;
+
+	fleet("k", 60, 10, 1);
+	for (i = 0; i < FC_ARRAY_LEN(deaths); i++) {
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			int left = deaths[i];
+			struct db *cdb = NULL;
+			/* The child opens its own connection, as a restarted
+			 * daemon would. */
+			if (db_open(db->path, 0, &cdb) != FC_OK)
+				_exit(2);
+			opts(&o, dying_issue, &left);
+			if (renew_open(cdb, &o, &r) != FC_OK ||
+			    renew_recover(r, NULL) != FC_OK)
+				_exit(3);
+			for (;;)
+				if (renew_run(r, fc_now(), 1000, &issued,
+				    &more) != FC_OK || !more)
+					break;
+			_exit(0);
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert(WIFEXITED(status));
+		ck_assert_msg(WEXITSTATUS(status) == 9 ||
+		    WEXITSTATUS(status) == 0, "child exit %d",
+		    WEXITSTATUS(status));
+	}
+	opts(&o, inproc_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_recover(r, NULL), FC_OK);
+	/* Voided renewals are retried after retry_s; move past it. */
+	do {
+		ck_assert_int_eq(renew_run(r, fc_now() + 2 * 3600, 1000,
+		    &issued, &more), FC_OK);
+	} while (more);
+	check_renewed_once(60);
+	/* Some reservations were voided by the crashes, none reused. */
+	ck_assert_int_gt(count("SELECT count(*) FROM certificates WHERE "
+	    "issued_by = 'renewal' AND status = 'revoked'"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit WHERE action = "
+	    "'cert.void'"), count("SELECT count(*) FROM certificates WHERE "
+	    "issued_by = 'renewal' AND status = 'revoked'"));
+	renew_close(r);
+}
+END_TEST
+
+START_TEST(test_refusal_and_inactive)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	struct inv_cert c;
+	int issued = 0, more = 0;
+
+	fleet("r", 5, 10, 0);
+	refuse_id = "dev-r-0002";
+	ck_assert_int_eq(inv_device_set_status(db, "dev-r-0004",
+	    INV_DEV_SUSPENDED, "test", "lost"), FC_OK);
+	opts(&o, refusing_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 3);
+	/* The refused one is voided and postponed by retry_s; the suspended
+	 * device postponed without a reservation. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "device_id = 'dev-r-0002' AND status = 'revoked' AND der IS "
+	    "NULL"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "device_id = 'dev-r-0004'"), 1);
+	ck_assert_int_eq(renew_run(r, fc_now() + 60, 1000, &issued, &more),
+	    FC_OK);
+	ck_assert_int_eq(issued, 0);
+	refuse_id = NULL;
+	ck_assert_int_eq(renew_run(r, fc_now() + 3700, 1000, &issued, &more),
+	    FC_OK);
+	ck_assert_int_eq(issued, 1);
+	ck_assert_int_eq(inv_cert_current(db, "dev-r-0002", &c), FC_OK);
+	inv_cert_clear(&c);
+	renew_close(r);
+	refuse_id = NULL;
+}
+END_TEST
+
+/* Changing the window reschedules every certificate. */
+START_TEST(test_window_change)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	int issued = 0, more = 0;
+
+	fleet("w", 10, 50, 0);
+	opts(&o, inproc_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 0);
+	o.before_s = 60 * DAY;
+	o.jitter_s = 0;
+	ck_assert_int_eq(renew_reconfigure(r, &o), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 10);
+	renew_close(r);
+}
+END_TEST
+
+/* Outbox transitions: confirm, fail, flag expired. */
+START_TEST(test_delivery_sql)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	struct inv_delivery d;
+	struct inv_delivery_stats s;
+	struct inv_cert c;
+	struct inv_device dev;
+	char serial[FC_CERT_SERIAL_MAX], old[FC_CERT_SERIAL_MAX];
+	int issued = 0, more = 0, n = -1;
+
+	fleet("d", 3, 10, 0);
+	opts(&o, inproc_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 3);
+	ck_assert_int_eq(inv_delivery_stats(db, fc_now(), &s), FC_OK);
+	ck_assert_int_eq(s.open, 3);
+	ck_assert_int_eq(s.due, 3);
+	ck_assert_int_eq(s.expiring_30d, 3);
+	ck_assert_int_gt(s.oldest_open_created, 0);
+
+	ck_assert_int_eq(inv_cert_current(db, "dev-d-0000", &c), FC_OK);
+	snprintf(old, sizeof(old), "%s", c.serial);
+	inv_cert_clear(&c);
+	ck_assert_int_eq(count("SELECT count(*) FROM deliveries WHERE "
+	    "device_id = 'dev-d-0000'"), 1);
+	{
+		sqlite3_stmt *st = NULL;
+		ck_assert_int_eq(db_prepare(db, "SELECT serial FROM deliveries"
+		    " WHERE device_id = 'dev-d-0000'", &st), FC_OK);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		snprintf(serial, sizeof(serial), "%s",
+		    sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	ck_assert_int_eq(inv_delivery_get(db, serial, &d), FC_OK);
+	ck_assert_str_eq(d.step, "install");
+	ck_assert_str_eq(d.old_serial, old);
+	ck_assert_int_gt(d.renew_at, 0);
+	ck_assert_int_eq(inv_delivery_update(db, serial, "confirm", 1,
+	    fc_now() + 10, "waiting"), FC_OK);
+	ck_assert_int_eq(inv_delivery_confirm(db, serial, INV_STEP_DONE,
+	    "test"), FC_OK);
+	ck_assert_int_eq(inv_cert_get(db, serial, &c), FC_OK);
+	ck_assert_int_eq(c.status, INV_CERT_ACTIVE);
+	inv_cert_clear(&c);
+	ck_assert_int_eq(inv_cert_get(db, old, &c), FC_OK);
+	ck_assert_int_eq(c.status, INV_CERT_SUPERSEDED);
+	inv_cert_clear(&c);
+	/* Confirming twice is a conflict. */
+	ck_assert_int_eq(inv_delivery_confirm(db, serial, INV_STEP_DONE,
+	    "test"), FC_ECONFLICT);
+
+	/* Past the old certificates' expiry: the two unconfirmed devices
+	 * are flagged, the confirmed one is not. */
+	ck_assert_int_eq(inv_delivery_flag_expired(db, fc_now() + 11 * DAY,
+	    &n), FC_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(inv_device_get(db, "dev-d-0000", &dev), FC_OK);
+	ck_assert_int_eq(dev.needs_reenrol, 0);
+	inv_device_clear(&dev);
+	ck_assert_int_eq(inv_device_get(db, "dev-d-0001", &dev), FC_OK);
+	ck_assert_int_eq(dev.needs_reenrol, 1);
+	inv_device_clear(&dev);
+	ck_assert_int_eq(inv_delivery_flag_expired(db, fc_now() + 11 * DAY,
+	    &n), FC_OK);
+	ck_assert_int_eq(n, 0);
+
+	/* A failed delivery frees the old certificate for a later renewal. */
+	{
+		sqlite3_stmt *st = NULL;
+		ck_assert_int_eq(db_prepare(db, "SELECT serial FROM deliveries"
+		    " WHERE device_id = 'dev-d-0001'", &st), FC_OK);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		snprintf(serial, sizeof(serial), "%s",
+		    sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	ck_assert_int_eq(inv_delivery_finish(db, serial, INV_STEP_FAILED,
+	    "device refused: \"bad chain\"", fc_now() + 100, "test"), FC_OK);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "device_id = 'dev-d-0001' AND renewal IS NULL AND status = "
+	    "'active'"), 1);
+	ck_assert_int_eq(inv_delivery_stats(db, fc_now(), &s), FC_OK);
+	ck_assert_int_eq(s.open, 1);
+	ck_assert_int_eq(s.failed, 1);
+	ck_assert_int_eq(s.done, 1);
+	ck_assert_int_eq(s.needs_reenrol, 2);
+	ck_assert_int_eq(renew_run(r, fc_now() + 200, 1000, &issued, &more),
+	    FC_OK);
+	ck_assert_int_eq(issued, 1);
+	renew_close(r);
+}
+END_TEST
+
+/* Through the real signer process. */
+START_TEST(test_real_signer)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	char why[256];
+	int issued = 0, more = 0;
+
+	fleet("s", 24, 10, 1);
+	ck_assert_msg(signer_start(&cfg, why, sizeof(why)) == FC_OK, "%s",
+	    why);
+	renew_opts_from_cfg(&o, &cfg);
+	o.batch = 10;
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	do {
+		ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more),
+		    FC_OK);
+	} while (more);
+	signer_stop();
+	check_renewed_once(24);
+	renew_close(r);
+}
+END_TEST
+
+static Suite *
+renew_suite(void)
+{
+	Suite *s = suite_create("renew");
+	TCase *tc = tcase_create("renew");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_jitter);
+	tcase_add_test(tc, test_scan_plan);
+	tcase_add_test(tc, test_not_due_then_due);
+	tcase_add_test(tc, test_batches_and_max);
+	tcase_add_test(tc, test_recover_reserved);
+	tcase_add_test(tc, test_crash_mid_wave);
+	tcase_add_test(tc, test_refusal_and_inactive);
+	tcase_add_test(tc, test_window_change);
+	tcase_add_test(tc, test_delivery_sql);
+	tcase_add_test(tc, test_real_signer);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	const char *src = getenv("top_srcdir");
+	char cmd[1200];
+	SRunner *sr;
+	int failed;
+
+	log_init("check_renew", getenv("FC_DEBUG") ? LOG_LVL_DEBUG :
+	    LOG_LVL_ERROR);
+	snprintf(ca_dir, sizeof(ca_dir), "%s/ca", tu_tmpdir());
+	snprintf(cmd, sizeof(cmd), "sh '%s/tests/mkca.sh' '%s' ec 3650",
+	    src ? src : "..", ca_dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "check_renew: %s failed\n", cmd);
+		return 1;
+	}
+	snprintf(ca_cert_path, sizeof(ca_cert_path), "%s/intermediate.pem",
+	    ca_dir);
+	snprintf(ca_key_path, sizeof(ca_key_path), "%s/intermediate.key",
+	    ca_dir);
+	snprintf(ca_chain_path, sizeof(ca_chain_path), "%s/chain.pem", ca_dir);
+	sr = srunner_create(renew_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
