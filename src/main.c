@@ -188,12 +188,12 @@ daemon_reload(void *arg)
 	}
 	reload_restart_only(d->cfg, nw);
 
-	/* Modules that apply new settings at run time go here, in start
-	 * order (none of the merged ones does yet: the CA certificate and
-	 * chain, the enrolment endpoint's TLS certificate and rate limits
-	 * and the API tokens apply at restart). A module reload function
-	 * must leave its module unchanged when it fails; it returns an
-	 * fc_err and logs the cause itself. */
+	/* Modules that apply new settings at run time, in start order
+	 * (renewal and delivery do; the CA certificate and chain, the
+	 * enrolment endpoint's TLS certificate and rate limits and the API
+	 * tokens apply at restart). A module reload function must leave its
+	 * module unchanged when it fails; it returns an fc_err and logs the
+	 * cause itself. */
 	log_set_level((enum log_level)nw->log_level);
 	if (renew_service_reload(nw) != FC_OK)
 		log_error("reload: renewal keeps its previous settings");
@@ -230,8 +230,7 @@ daemon_stop(struct daemon *d)
  *   1. the one-writer lock  2. the signer (forks; before the database is
  *   opened and before any thread exists)  3. the database (migrated)
  *   4. the scheduler (blocks signals: before any thread)  5. hub client,
- *   renewal and delivery (not merged yet)  6. operator API  7. enrolment
- *   listener.
+ *   renewal and delivery  6. operator API  7. enrolment listener.
  * Then READY=1. Returns FC_OK or the first failure (logged).
  */
 static enum fc_err
