@@ -181,52 +181,72 @@ out:
 	return result;
 }
 
-const char inv_renew_due_sql[] = "SELECT c.serial, c.device_id,"
-    " c.not_after, c.renew_at, c.der, d.se_serial, d.hub, d.auth_type,"
-    " d.status, d.rekey"
-    " FROM certificates c INDEXED BY certificates_renew_due"
-    " JOIN devices d ON d.device_id = c.device_id"
-    " WHERE c.status = 'active' AND c.renewal IS NULL AND c.renew_at <= ?1"
-    " ORDER BY c.renew_at LIMIT ?2";
+const char inv_renew_due_sql[] = "SELECT rowid FROM certificates"
+    " INDEXED BY certificates_renew_due"
+    " WHERE status = 'active' AND renewal IS NULL AND renew_at <= ?1"
+    " ORDER BY renew_at LIMIT ?2";
 
 enum fc_err
-inv_renew_due(struct db *db, int64_t now, int limit,
-    int (*cb)(void *arg, const struct inv_due *d), void *arg)
+inv_renew_due(struct db *db, int64_t now, int limit, int64_t *rowids, int *n)
 {
 	sqlite3_stmt *st = db_stmt(db, inv_renew_due_sql);
-	enum fc_err result = FC_OK;
-	int rc;
+	int rc, k = 0;
 
 	if (st == NULL)
 		return FC_EDB;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int(st, 2, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct inv_due d;
-
-		memset(&d, 0, sizeof(d));
-		text_copy(d.serial, sizeof(d.serial), st, 0);
-		text_copy(d.device_id, sizeof(d.device_id), st, 1);
-		d.not_after = sqlite3_column_int64(st, 2);
-		d.renew_at = sqlite3_column_int64(st, 3);
-		d.der = sqlite3_column_blob(st, 4);
-		d.der_len = (size_t)sqlite3_column_bytes(st, 4);
-		text_copy(d.se_serial, sizeof(d.se_serial), st, 5);
-		text_copy(d.hub, sizeof(d.hub), st, 6);
-		d.auth_type = (enum inv_auth)inv_auth_parse(
-		    (const char *)sqlite3_column_text(st, 7));
-		d.dev_status = (enum inv_dev_status)inv_dev_status_parse(
-		    (const char *)sqlite3_column_text(st, 8));
-		d.rekey = sqlite3_column_int(st, 9);
-		if (cb(arg, &d) != 0) {
-			rc = SQLITE_DONE;
-			break;
-		}
+	while (k < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		rowids[k++] = sqlite3_column_int64(st, 0);
+	if (k < limit && rc != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return db_fail(db, "list certificates due for renewal");
 	}
-	if (rc != SQLITE_DONE)
-		result = db_fail(db, "list certificates due for renewal");
 	sqlite3_reset(st);
-	return result;
+	*n = k;
+	return FC_OK;
+}
+
+enum fc_err
+inv_renew_due_get(struct db *db, int64_t rowid,
+    int (*cb)(void *arg, const struct inv_due *d), void *arg)
+{
+	static const char q[] = "SELECT c.serial, c.device_id, c.not_after,"
+	    " c.renew_at, c.der, d.se_serial, d.hub, d.auth_type, d.status,"
+	    " d.rekey FROM certificates c JOIN devices d"
+	    " ON d.device_id = c.device_id WHERE c.rowid = ?"
+	    " AND c.status = 'active' AND c.renewal IS NULL";
+	sqlite3_stmt *st = db_stmt(db, q);
+	struct inv_due d;
+	int rc;
+
+	if (st == NULL)
+		return FC_EDB;
+	sqlite3_bind_int64(st, 1, rowid);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? FC_ENOTFOUND :
+		    db_fail(db, "read certificate due for renewal");
+	}
+	memset(&d, 0, sizeof(d));
+	d.rowid = rowid;
+	text_copy(d.serial, sizeof(d.serial), st, 0);
+	text_copy(d.device_id, sizeof(d.device_id), st, 1);
+	d.not_after = sqlite3_column_int64(st, 2);
+	d.renew_at = sqlite3_column_int64(st, 3);
+	d.der = sqlite3_column_blob(st, 4);
+	d.der_len = (size_t)sqlite3_column_bytes(st, 4);
+	text_copy(d.se_serial, sizeof(d.se_serial), st, 5);
+	text_copy(d.hub, sizeof(d.hub), st, 6);
+	d.auth_type = (enum inv_auth)inv_auth_parse(
+	    (const char *)sqlite3_column_text(st, 7));
+	d.dev_status = (enum inv_dev_status)inv_dev_status_parse(
+	    (const char *)sqlite3_column_text(st, 8));
+	d.rekey = sqlite3_column_int(st, 9);
+	(void)cb(arg, &d);
+	sqlite3_reset(st);
+	return FC_OK;
 }
 
 enum fc_err

@@ -14,9 +14,11 @@ echo "random seed $seed"
 k=0
 while [ "$k" -lt "$KILLS" ]; do
 	renew_daemon_start
-	# A random moment: 0.2-2.0 s after start (start-up, recovery,
-	# reservation, signing, recording, hub calls all fall in there).
-	d=$(awk -v s="$seed" -v k="$k" 'BEGIN { srand(s + k); printf "%.2f", 0.2 + rand() * 1.8 }')
+	# A random moment after start: the first kills within 0.3 s
+	# (start-up, recovery, reservation, signing, recording), the others
+	# within 2 s (hub calls, confirmations, promotions).
+	d=$(awk -v s="$seed" -v k="$k" 'BEGIN { srand(s + k);
+	    printf "%.3f", k < 6 ? 0.02 + rand() * 0.3 : 0.2 + rand() * 1.8 }')
 	sleep "$d"
 	renew_daemon_kill9
 	k=$((k + 1))
