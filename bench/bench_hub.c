@@ -5,7 +5,10 @@
  * calls (--curl-config FILE) so that bench/hub.sh can measure curl's own
  * rate against the same simulator in the same run.
  *
- * usage: bench_hub CONNFILE CAFILE DEVICE-ID CALLS INFLIGHT [--curl-config F]
+ * usage: bench_hub CONNFILE CAFILE DEVICE-ID CALLS INFLIGHT [client|curl]
+ * "curl" runs curl(1) -Z over the same calls (one config file, one
+ * process) and reports its rate and CPU time the same way, so that the
+ * two figures come from the same simulator in the same run.
  */
 #include "fc_build.h"
 
@@ -13,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +62,7 @@ curl_config(const char *path, const struct hub_conn *c, const char *ca,
 	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (f == NULL)
 		return -1;
-	fprintf(f, "cacert = \"%s\"\nhttp1.1\nsilent\noutput = /dev/null\n"
+	fprintf(f, "cacert = \"%s\"\nhttp1.1\nsilent\nno-progress-meter\nparallel\n"
 	    "header = \"Authorization: %s\"\nheader = \"Accept: "
 	    "application/json\"\n", ca, tok);
 	for (long i = 0; i < calls; i++)
@@ -67,6 +72,44 @@ curl_config(const char *path, const struct hub_conn *c, const char *ca,
 	fc_secret_free(tok, strlen(tok));
 	free(enc);
 	return 0;
+}
+
+static double
+cpu_s(const struct rusage *ru)
+{
+	return (double)ru->ru_utime.tv_sec + ru->ru_utime.tv_usec / 1e6 +
+	    (double)ru->ru_stime.tv_sec + ru->ru_stime.tv_usec / 1e6;
+}
+
+/* curl -Z --parallel-max INFLIGHT -K CONFIG, timed; its CPU from wait4. */
+static int
+run_curl(const char *cfgpath, long calls, long inflight)
+{
+	char pmax[16];
+	struct rusage ru;
+	double t0, t1;
+	pid_t pid;
+	int st = 0;
+
+	snprintf(pmax, sizeof(pmax), "%ld", inflight > 300 ? 300 : inflight);
+	t0 = now_s();
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+		dup2(dn, 1);
+		execlp("curl", "curl", "--parallel-max", pmax, "-K", cfgpath,
+		    (char *)NULL);
+		_exit(127);
+	}
+	if (wait4(pid, &st, 0, &ru) < 0)
+		return 1;
+	t1 = now_s();
+	printf("curl: calls=%ld inflight=%ld seconds=%.3f rate=%.0f "
+	    "cpu_us_per_call=%.1f\n", calls, inflight, t1 - t0,
+	    (double)calls / (t1 - t0), cpu_s(&ru) * 1e6 / (double)calls);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
 int
@@ -80,11 +123,12 @@ main(int argc, char **argv)
 	size_t len = 0;
 	long calls, inflight, submitted = 0;
 	double t0, t1;
+	struct rusage ru0, ru1;
 	int t;
 
 	if (argc < 6) {
 		fprintf(stderr, "usage: bench_hub CONNFILE CAFILE DEVICE-ID "
-		    "CALLS INFLIGHT [--curl-config FILE]\n");
+		    "CALLS INFLIGHT [client|curl]\n");
 		return 2;
 	}
 	log_init("bench_hub", LOG_LVL_WARN);
@@ -94,14 +138,22 @@ main(int argc, char **argv)
 		fatal("bad CALLS or INFLIGHT");
 	if (cfg_secret_read(argv[1], &conn, &len, err, sizeof(err)) != FC_OK)
 		fatal("%s", err);
-	if (argc >= 8 && strcmp(argv[6], "--curl-config") == 0) {
+	if (argc >= 7 && strcmp(argv[6], "curl") == 0) {
+		char cfgpath[] = "/tmp/bench_hub.curl.XXXXXX";
+		int fd = mkstemp(cfgpath), rc;
+
+		if (fd < 0)
+			fatal("mkstemp failed");
+		close(fd);
 		if (hub_conn_parse(conn, &c, err, sizeof(err)) != FC_OK)
 			fatal("%s", err);
-		if (curl_config(argv[7], &c, argv[2], argv[3], calls) != 0)
-			fatal("cannot write %s", argv[7]);
+		if (curl_config(cfgpath, &c, argv[2], argv[3], calls) != 0)
+			fatal("cannot write %s", cfgpath);
 		hub_conn_clear(&c);
 		fc_secret_free(conn, len + 1);
-		return 0;
+		rc = run_curl(cfgpath, calls, inflight);
+		unlink(cfgpath);
+		return rc;
 	}
 	hub_opts_default(&o);
 	o.ca_file = argv[2];
@@ -119,6 +171,7 @@ main(int argc, char **argv)
 	hub_run(h);
 	ndone = nok = 0;
 
+	getrusage(RUSAGE_SELF, &ru0);
 	t0 = now_s();
 	while (ndone < calls) {
 		while (submitted < calls &&
@@ -134,8 +187,11 @@ main(int argc, char **argv)
 			hub_poll(h, t);
 	}
 	t1 = now_s();
-	printf("calls=%ld ok=%ld inflight=%ld seconds=%.3f rate=%.0f\n",
-	    calls, nok, inflight, t1 - t0, (double)calls / (t1 - t0));
+	getrusage(RUSAGE_SELF, &ru1);
+	printf("client: calls=%ld inflight=%ld seconds=%.3f rate=%.0f "
+	    "cpu_us_per_call=%.1f ok=%ld\n", calls, inflight, t1 - t0,
+	    (double)calls / (t1 - t0), (cpu_s(&ru1) - cpu_s(&ru0)) * 1e6 /
+	    (double)calls, nok);
 	hub_close(h);
 	return nok == calls ? 0 : 1;
 }

@@ -59,6 +59,9 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ext_route *ext_routes;
 static struct api *running;
 
+static const struct api_route *const builtin[] = { api_devices_routes,
+    api_audit_routes };
+
 static struct metric *m_requests, *m_seconds, *m_auth_fail;
 static int collector_added;
 
@@ -419,8 +422,6 @@ metrics_init(void)
 enum fc_err
 api_start(const struct cfg *cfg, struct api **out)
 {
-	static const struct api_route *builtin[] = { api_devices_routes,
-	    api_audit_routes };
 	struct httpd_opts o;
 	struct api *a = NULL;
 	struct ext_route *e;
@@ -517,6 +518,23 @@ api_stop(struct api *a)
 		OPENSSL_cleanse(a->tokens, TOKENS_MAX * sizeof(*a->tokens));
 	free(a->tokens);
 	free(a);
+}
+
+void
+api_routes_foreach(void (*cb)(void *arg, const char *method,
+    const char *pattern, enum api_role role), void *arg)
+{
+	const struct api_route *rt;
+	struct ext_route *e;
+	size_t i;
+
+	for (i = 0; i < FC_ARRAY_LEN(builtin); i++)
+		for (rt = builtin[i]; rt->method != NULL; rt++)
+			cb(arg, rt->method, rt->pattern, rt->role);
+	pthread_mutex_lock(&reg_lock);
+	for (e = ext_routes; e != NULL; e = e->next)
+		cb(arg, e->r.method, e->r.pattern, e->r.role);
+	pthread_mutex_unlock(&reg_lock);
 }
 
 int

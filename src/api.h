@@ -69,6 +69,11 @@ int api_port(const struct api *api);
 enum fc_err api_route_add(const char *method, const char *pattern,
     enum api_role role, api_handler fn);
 
+/* Calls cb for every endpoint an API started now would serve (built-in
+ * and added), e.g. to check doc/api.md against the code. */
+void api_routes_foreach(void (*cb)(void *arg, const char *method,
+    const char *pattern, enum api_role role), void *arg);
+
 /* ---- helpers for handlers ---- */
 
 enum api_type {

@@ -65,8 +65,8 @@ ca_digest(const EVP_MD *md, const void *data, size_t len, unsigned char *out,
 	return EVP_Digest(data, len, out, outlen, md, NULL) == 1 ? 0 : -1;
 }
 
-static time_t
-asn1_time_to_unix(const ASN1_TIME *t)
+time_t
+ca_asn1_time(const ASN1_TIME *t)
 {
 	struct tm tm;
 
@@ -338,8 +338,8 @@ load_cert(struct ca *ca, const struct cfg *cfg, char *why, size_t whylen)
 		    "keyCertSign and cRLSign", cfg->ca_certificate);
 		goto out;
 	}
-	ca->not_before = asn1_time_to_unix(X509_get0_notBefore(ca->cert));
-	ca->not_after = asn1_time_to_unix(X509_get0_notAfter(ca->cert));
+	ca->not_before = ca_asn1_time(X509_get0_notBefore(ca->cert));
+	ca->not_after = ca_asn1_time(X509_get0_notAfter(ca->cert));
 	if (ca->not_after == (time_t)-1 || ca->not_before == (time_t)-1) {
 		say(why, whylen, "certificate %s: bad validity",
 		    cfg->ca_certificate);
@@ -650,112 +650,4 @@ ca_serial_valid(const char *s)
 		    (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return !(s[0] == '0' && s[1] == '0');
-}
-
-void
-ca_cert_free(struct ca_cert *cert)
-{
-	if (cert == NULL)
-		return;
-	free(cert->der);
-	free(cert);
-}
-
-enum fc_err
-ca_cert_fill(struct ca_cert *cert)
-{
-	const unsigned char *p = cert->der;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned n;
-	X509 *x = NULL;
-	BIGNUM *bn = NULL;
-	char *hex = NULL;
-	size_t i;
-	enum fc_err result = FC_EINVAL;
-
-	if (cert->der_len == 0 || cert->der_len > CA_FILE_MAX)
-		return FC_EINVAL;
-	x = d2i_X509(NULL, &p, (long)cert->der_len);
-	if (x == NULL || p != cert->der + cert->der_len)
-		goto out;
-	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	hex = bn ? BN_bn2hex(bn) : NULL;
-	if (hex == NULL || strlen(hex) >= FC_CERT_SERIAL_MAX || hex[0] == '-')
-		goto out;
-	for (i = 0; hex[i] != '\0'; i++)
-		cert->serial[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ?
-		    hex[i] - 'A' + 'a' : hex[i]);
-	cert->serial[i] = '\0';
-	cert->not_before = asn1_time_to_unix(X509_get0_notBefore(x));
-	cert->not_after = asn1_time_to_unix(X509_get0_notAfter(x));
-	if (EVP_Digest(cert->der, cert->der_len, md, &n, EVP_sha1(), NULL) != 1)
-		goto out;
-	fc_hex(md, n, cert->sha1, 1);
-	if (EVP_Digest(cert->der, cert->der_len, md, &n, EVP_sha256(),
-	    NULL) != 1)
-		goto out;
-	fc_hex(md, n, cert->sha256, 1);
-	result = FC_OK;
-out:
-	ERR_clear_error();
-	OPENSSL_free(hex);
-	BN_free(bn);
-	X509_free(x);
-	return result;
-}
-
-int
-ca_reason_parse(const char *name)
-{
-	static const struct { const char *name; int code; } reasons[] = {
-		{ "unspecified", CA_REASON_UNSPECIFIED },
-		{ "keyCompromise", CA_REASON_KEY_COMPROMISE },
-		{ "cACompromise", CA_REASON_CA_COMPROMISE },
-		{ "affiliationChanged", CA_REASON_AFFILIATION_CHANGED },
-		{ "superseded", CA_REASON_SUPERSEDED },
-		{ "cessationOfOperation", CA_REASON_CESSATION_OF_OPERATION },
-		{ "certificateHold", CA_REASON_CERTIFICATE_HOLD },
-		{ "privilegeWithdrawn", CA_REASON_PRIVILEGE_WITHDRAWN },
-	};
-	size_t i;
-
-	for (i = 0; i < FC_ARRAY_LEN(reasons); i++)
-		if (strcmp(name, reasons[i].name) == 0)
-			return reasons[i].code;
-	return -1;
-}
-
-enum fc_err
-ca_crl_write(const char *path, const unsigned char *der, size_t len)
-{
-	char *pem_path = NULL, *b64 = NULL;
-	struct der_buf pem = { 0 };
-	enum fc_err result;
-	size_t i, n;
-
-	result = fc_b64_encode(der, len, &b64);
-	if (result != FC_OK)
-		return result;
-	der_put(&pem, "-----BEGIN X509 CRL-----\n", 25);
-	n = strlen(b64);
-	for (i = 0; i < n; i += 64) {
-		der_put(&pem, b64 + i, n - i < 64 ? n - i : 64);
-		der_put(&pem, "\n", 1);
-	}
-	der_put(&pem, "-----END X509 CRL-----\n", 23);
-	if (pem.err || asprintf(&pem_path, "%s.pem", path) < 0) {
-		pem_path = NULL;
-		result = FC_ENOMEM;
-		goto out;
-	}
-	result = fc_file_write_atomic(path, der, len, 0644);
-	if (result == FC_OK)
-		result = fc_file_write_atomic(pem_path, pem.p, pem.len, 0644);
-	if (result != FC_OK)
-		log_error("ca: CRL %s: write failed", path);
-out:
-	free(b64);
-	free(pem_path);
-	der_buf_free(&pem);
-	return result;
 }

@@ -2,6 +2,7 @@
  * ca_cert.c — device certificates: checks a request, takes the subject key
  * from an SPKI (same-key renewal) or a verified CSR, and encodes and signs
  * the profile of issue 3 (RFC 5280 4.1, 4.2).
+ * Also ca_cert_fill (any process: fields of a DER certificate).
  * Runs in the signer process (and in tests, in process). The TBS is
  * written directly as DER and EC keys are never decoded into an EVP_PKEY:
  * OpenSSL 3's encoder/decoder layer costs several signatures per
@@ -483,5 +484,57 @@ out:
 	ca_cert_free(cert);
 	der_buf_free(&der);
 	free(sk.owned);
+	return result;
+}
+
+void
+ca_cert_free(struct ca_cert *cert)
+{
+	if (cert == NULL)
+		return;
+	free(cert->der);
+	free(cert);
+}
+
+enum fc_err
+ca_cert_fill(struct ca_cert *cert)
+{
+	const unsigned char *p = cert->der;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n;
+	X509 *x = NULL;
+	BIGNUM *bn = NULL;
+	char *hex = NULL;
+	size_t i;
+	enum fc_err result = FC_EINVAL;
+
+	if (cert->der_len == 0 || cert->der_len > 65536)
+		return FC_EINVAL;
+	x = d2i_X509(NULL, &p, (long)cert->der_len);
+	if (x == NULL || p != cert->der + cert->der_len)
+		goto out;
+	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	hex = bn ? BN_bn2hex(bn) : NULL;
+	if (hex == NULL || strlen(hex) >= FC_CERT_SERIAL_MAX || hex[0] == '-')
+		goto out;
+	for (i = 0; hex[i] != '\0'; i++)
+		cert->serial[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ?
+		    hex[i] - 'A' + 'a' : hex[i]);
+	cert->serial[i] = '\0';
+	cert->not_before = ca_asn1_time(X509_get0_notBefore(x));
+	cert->not_after = ca_asn1_time(X509_get0_notAfter(x));
+	if (EVP_Digest(cert->der, cert->der_len, md, &n, EVP_sha1(), NULL) != 1)
+		goto out;
+	fc_hex(md, n, cert->sha1, 1);
+	if (EVP_Digest(cert->der, cert->der_len, md, &n, EVP_sha256(),
+	    NULL) != 1)
+		goto out;
+	fc_hex(md, n, cert->sha256, 1);
+	result = FC_OK;
+out:
+	ERR_clear_error();
+	OPENSSL_free(hex);
+	BN_free(bn);
+	X509_free(x);
 	return result;
 }

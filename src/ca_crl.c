@@ -1,7 +1,9 @@
 /*
  * ca_crl.c — CRL v2 (RFC 5280 5.1): entries are encoded as they are added,
- * so a CRL of millions of entries costs one pass and one signature.
- * Runs in the signer process (and in tests, in process).
+ * so a CRL of millions of entries costs one pass and one signature; and
+ * the CRL files (DER + PEM, each written atomically).
+ * Builds run in the signer process (and in tests, in process); files are
+ * written by the main process.
  */
 #include "fc_build.h"
 
@@ -166,4 +168,60 @@ ca_crl_free(struct ca_crl *crl)
 		return;
 	der_buf_free(&crl->entries);
 	free(crl);
+}
+
+int
+ca_reason_parse(const char *name)
+{
+	static const struct { const char *name; int code; } reasons[] = {
+		{ "unspecified", CA_REASON_UNSPECIFIED },
+		{ "keyCompromise", CA_REASON_KEY_COMPROMISE },
+		{ "cACompromise", CA_REASON_CA_COMPROMISE },
+		{ "affiliationChanged", CA_REASON_AFFILIATION_CHANGED },
+		{ "superseded", CA_REASON_SUPERSEDED },
+		{ "cessationOfOperation", CA_REASON_CESSATION_OF_OPERATION },
+		{ "certificateHold", CA_REASON_CERTIFICATE_HOLD },
+		{ "privilegeWithdrawn", CA_REASON_PRIVILEGE_WITHDRAWN },
+	};
+	size_t i;
+
+	for (i = 0; i < FC_ARRAY_LEN(reasons); i++)
+		if (strcmp(name, reasons[i].name) == 0)
+			return reasons[i].code;
+	return -1;
+}
+
+enum fc_err
+ca_crl_write(const char *path, const unsigned char *der, size_t len)
+{
+	char *pem_path = NULL, *b64 = NULL;
+	struct der_buf pem = { 0 };
+	enum fc_err result;
+	size_t i, n;
+
+	result = fc_b64_encode(der, len, &b64);
+	if (result != FC_OK)
+		return result;
+	der_put(&pem, "-----BEGIN X509 CRL-----\n", 25);
+	n = strlen(b64);
+	for (i = 0; i < n; i += 64) {
+		der_put(&pem, b64 + i, n - i < 64 ? n - i : 64);
+		der_put(&pem, "\n", 1);
+	}
+	der_put(&pem, "-----END X509 CRL-----\n", 23);
+	if (pem.err || asprintf(&pem_path, "%s.pem", path) < 0) {
+		pem_path = NULL;
+		result = FC_ENOMEM;
+		goto out;
+	}
+	result = fc_file_write_atomic(path, der, len, 0644);
+	if (result == FC_OK)
+		result = fc_file_write_atomic(pem_path, pem.p, pem.len, 0644);
+	if (result != FC_OK)
+		log_error("ca: CRL %s: write failed", path);
+out:
+	free(b64);
+	free(pem_path);
+	der_buf_free(&pem);
+	return result;
 }

@@ -45,6 +45,9 @@ struct ca {
 	void		*vkey[CA_NCURVES];	/* EC_KEY for CSR checks */
 };
 
+/* ASN1_TIME to Unix seconds; (time_t)-1 when invalid. */
+time_t ca_asn1_time(const ASN1_TIME *t);
+
 /* Hash with a cached digest; out must hold EVP_MAX_MD_SIZE. */
 int ca_digest(const EVP_MD *md, const void *data, size_t len,
     unsigned char *out, unsigned *outlen);

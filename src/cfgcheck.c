@@ -101,9 +101,24 @@ host_name_valid(const char *h)
 	return 1;
 }
 
+static int
+fd_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 255)
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' ||
+		    *s == '.'))
+			return 0;
+	return 1;
+}
+
 enum fc_err
-cfgcheck_listen_parse(const char *s, int allow_unix, int *loopback,
-    char *why, size_t whylen)
+cfgcheck_listen_parse(const char *s, int *loopback, char *why,
+    size_t whylen)
 {
 	char host[256];
 	const char *colon, *p;
@@ -112,12 +127,22 @@ cfgcheck_listen_parse(const char *s, int allow_unix, int *loopback,
 	size_t hl;
 	int lo = 0;
 
+	/* Sockets handed over by systemd (fleetcertd.socket) or a parent:
+	 * who may reach them is the socket unit's business. */
+	if (strcmp(s, "systemd") == 0 || (strncmp(s, "systemd:", 8) == 0 &&
+	    fd_name_valid(s + 8))) {
+		*loopback = 1;
+		return FC_OK;
+	}
+	if (strncmp(s, "fd:", 3) == 0) {
+		for (p = s + 3; *p >= '0' && *p <= '9' && port <= 65535; p++)
+			port = port * 10 + (*p - '0');
+		if (p == s + 3 || *p != '\0' || port < 3 || port > 65535)
+			goto bad;
+		*loopback = 1;
+		return FC_OK;
+	}
 	if (strncmp(s, "unix:", 5) == 0) {
-		if (!allow_unix) {
-			snprintf(why, whylen, "\"%s\": a Unix socket is not "
-			    "allowed here", s);
-			return FC_EINVAL;
-		}
 		if (s[5] != '/' || strlen(s + 5) >= 108) {
 			snprintf(why, whylen, "\"%s\": the socket path must be "
 			    "absolute and shorter than 108 bytes", s);
@@ -155,6 +180,7 @@ cfgcheck_listen_parse(const char *s, int allow_unix, int *loopback,
 		else
 			goto bad;
 	}
+	/* Port 0 binds any free port (tests); the port bound is logged. */
 	p = colon + 1;
 	if (*p == '\0' || strlen(p) > 5)
 		goto bad;
@@ -163,13 +189,13 @@ cfgcheck_listen_parse(const char *s, int allow_unix, int *loopback,
 			goto bad;
 		port = port * 10 + (*p - '0');
 	}
-	if (port < 1 || port > 65535)
+	if (port > 65535)
 		goto bad;
 	*loopback = lo;
 	return FC_OK;
 bad:
-	snprintf(why, whylen, "\"%s\" is not HOST:PORT (port 1-65535)%s", s,
-	    allow_unix ? " or unix:/PATH" : "");
+	snprintf(why, whylen, "\"%s\" is not HOST:PORT, [IPV6]:PORT, "
+	    "unix:/PATH, systemd[:NAME] or fd:N", s);
 	return FC_EINVAL;
 }
 
@@ -218,11 +244,11 @@ cfgcheck_run(const struct cfg *cfg, int flags, char *err, size_t errlen)
 	int lo;
 
 	if (cfg->enrol_listen != NULL &&
-	    cfgcheck_listen_parse(cfg->enrol_listen, 0, &lo, why,
+	    cfgcheck_listen_parse(cfg->enrol_listen, &lo, why,
 	    sizeof(why)) != FC_OK)
 		return kerr(cfg, "enrol", "listen", FC_EINVAL, err, errlen, why);
 	if (cfg->api_listen != NULL) {
-		if (cfgcheck_listen_parse(cfg->api_listen, 1, &lo, why,
+		if (cfgcheck_listen_parse(cfg->api_listen, &lo, why,
 		    sizeof(why)) != FC_OK)
 			return kerr(cfg, "api", "listen", FC_EINVAL, err,
 			    errlen, why);

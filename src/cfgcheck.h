@@ -27,11 +27,13 @@ enum fc_err cfgcheck_run(const struct cfg *cfg, int flags, char *err,
     size_t errlen);
 
 /*
- * Parses a listen address "host:port", "[v6]:port" (port 1-65535) or, when
- * allow_unix, "unix:/absolute/path". FC_OK or FC_EINVAL with the reason in
- * why. *loopback is set to 1 for 127.0.0.0/8, ::1, localhost and unix:.
+ * Parses a listen address as src/httpd.h takes it: "host:port",
+ * "[v6]:port" (port 0-65535; 0 binds any free port), "unix:/absolute/path",
+ * "systemd", "systemd:NAME" or "fd:N". FC_OK or FC_EINVAL with the reason
+ * in why. *loopback is 1 for 127.0.0.0/8, ::1, localhost, unix: and
+ * inherited sockets.
  */
-enum fc_err cfgcheck_listen_parse(const char *s, int allow_unix,
-    int *loopback, char *why, size_t whylen);
+enum fc_err cfgcheck_listen_parse(const char *s, int *loopback, char *why,
+    size_t whylen);
 
 #endif

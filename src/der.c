@@ -5,6 +5,7 @@
 #include "fc_build.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "der.h"
@@ -152,11 +153,14 @@ void
 der_time(struct der_buf *b, time_t t)
 {
 	struct tm tm;
-	char s[20];
+	char s[80];
 
 	gmtime_r(&t, &tm);
 	if (tm.tm_year + 1900 >= 1950 && tm.tm_year + 1900 <= 2049) {
-		strftime(s, sizeof(s), "%y%m%d%H%M%SZ", &tm);
+		/* RFC 5280 4.1.2.5.1: UTCTime YYMMDDHHMMSSZ up to 2049. */
+		snprintf(s, sizeof(s), "%02d%02d%02d%02d%02d%02dZ",
+		    tm.tm_year % 100, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec);
 		der_tlv(b, DER_UTCTIME, s, 13);
 	} else {
 		strftime(s, sizeof(s), "%Y%m%d%H%M%SZ", &tm);

@@ -34,6 +34,7 @@ struct enrol {
 	struct db		*pool[POOL_MAX];
 	int			 npool;
 	char			*db_path;
+	const struct cfg	*cfg;		/* the hubs; outlives e */
 	int			 ttl;
 	int			 allow_new_key;
 	int			 renew_before_days;
@@ -167,6 +168,7 @@ enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 		return FC_ENOMEM;
 	pthread_mutex_init(&e->mu, NULL);
 	e->iss = *issuer;
+	e->cfg = cfg;
 	e->ttl = cfg->challenge_ttl_seconds;
 	e->allow_new_key = cfg->allow_new_key;
 	e->renew_before_days = cfg->renew_before_days;
@@ -462,6 +464,21 @@ issue(struct enrol *e, struct db *db, const struct inv_device *dev,
 		goto void_out;
 	}
 	(void)inv_enrol_durable(db, 0);
+
+	/* Self-signed devices authenticate at the hub by thumbprint: stage
+	 * the new one before answering, so the device's next connection
+	 * works. If the hub cannot be reached the certificate stands (it is
+	 * recorded and valid); the gap is audited, and reconciliation reports
+	 * the thumbprint drift until the delivery loop or an operator fixes
+	 * it. */
+	if (dev->auth_type == INV_AUTH_SELFSIGNED &&
+	    enrol_hub_stage(e->cfg, dev->hub, dev->device_id, out.sha1,
+	    out.sha256) != FC_OK &&
+	    audit_append(db, actor, "enrol.hub_pending", dev->device_id,
+	    row.serial, "{\"cause\":\"thumbprint not staged at the hub\"}") !=
+	    FC_OK)
+		log_error("enrol device %s: cannot audit the hub gap",
+		    dev->device_id);
 
 	pem = cert_pem(out.der, out.der_len);
 	if (pem == NULL) {

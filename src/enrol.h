@@ -145,9 +145,10 @@ struct enrol_stats {
 /*
  * Creates the endpoint from cfg's [enrol] (challenge_ttl_seconds,
  * allow_new_key, per_serial_per_hour, per_address_per_minute),
- * [renewal] renew_before_days (for renewAfter) and [database] path; each
- * listener thread gets its own database connection from a small pool.
- * issuer is copied. On FC_OK *out is set; enrol_free it.
+ * [renewal] renew_before_days (for renewAfter), [database] path and the
+ * [hub] sections (self-signed devices' thumbprints): cfg must outlive the
+ * endpoint. Handlers called without a connection borrow one from a small
+ * pool. issuer is copied. On FC_OK *out is set; enrol_free it.
  */
 enum fc_err enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
     struct enrol **out);

@@ -50,4 +50,15 @@ void enrol_keys_free(struct enrol_keys *k);
 enum fc_err enrol_keys_get(struct enrol_keys *k, const char *se_serial,
     const unsigned char *spki, size_t spki_len, EVP_PKEY **out);
 
+/*
+ * Stages a re-enrolled self-signed device's new thumbprint (sha1 or sha256,
+ * whichever kind the hub holds) as its secondary thumbprint at hub_name's
+ * hub ("" = default). Blocks for a few seconds at most. FC_OK (also when it
+ * is already there), FC_ENOTFOUND (no such hub section), FC_ECONFLICT (hub
+ * refused), FC_EREMOTE (unreachable/throttled), FC_EIO (secret file).
+ */
+struct cfg;
+enum fc_err enrol_hub_stage(const struct cfg *cfg, const char *hub_name,
+    const char *device_id, const char *sha1, const char *sha256);
+
 #endif

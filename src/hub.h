@@ -16,7 +16,13 @@
  * - 429/500/502/503/504 and transport errors are retried inside the client
  *   (exponential back-off with full jitter, Retry-After honoured) within an
  *   attempt and time budget. The caller sees one final answer, reduced to an
- *   outcome class plus the parsed IoT Hub error.
+ *   outcome class plus the parsed IoT Hub error. A direct method is not
+ *   resent when the device was too slow (504101: HUB_RETRY) or the HTTP
+ *   timeout expired (HUB_UNREACHABLE): the caller decides (twin fallback).
+ * - A write retried after a transport error may have been applied by the
+ *   attempt whose answer was lost: a create may then answer 409001, an
+ *   If-Match update 412001, a method may reach the device twice. Callers
+ *   re-read before concluding; device methods are idempotent by protocol.
  * - Nothing here logs the connection string, the key or a token.
  *
  * Driving it from an event loop:
@@ -205,7 +211,7 @@ enum fc_err hub_req_device_get(const char *id, struct hub_req **out);
 /* PUT without If-Match: 409001 when it exists. */
 enum fc_err hub_req_device_create(const struct hub_device *d,
     struct hub_req **out);
-/* Full PUT of d (raw + typed fields), If-Match d->etag. */
+/* Full PUT of d (raw + typed fields), If-Match "d->etag" ("" = *). */
 enum fc_err hub_req_device_update(const struct hub_device *d,
     struct hub_req **out);
 enum fc_err hub_req_device_delete(const char *id, const char *etag,
@@ -316,6 +322,18 @@ enum fc_err hub_call(struct hub *h, struct hub_req *req,
 void hub_run(struct hub *h);
 
 /* ---- metrics ---------------------------------------------------------- */
+/*
+ * Suggested Prometheus mapping (the metrics module prints them):
+ *   fleetcert_hub_calls_total{hub,op,outcome}        calls[op][outcome]
+ *   fleetcert_hub_attempts_total{hub,op,status}      attempts[op][i],
+ *       status from HUB_STATUSES[i] ("0" = transport, "other" for -1)
+ *   fleetcert_hub_attempt_seconds_bucket{hub,op,le}  cumulative sums of
+ *       latency[op][..] with le = HUB_LATENCY_MS[i] / 1000 (+Inf for -1);
+ *       _sum = latency_sum_ms / 1000, _count = the sum of the buckets
+ *   fleetcert_hub_retries_total, _throttle_waits_total,
+ *   _registry_operations_total, _sas_tokens_signed_total,
+ *   _connections_total                                the scalars
+ */
 /* HTTP statuses counted per operation; the last slot counts all others, the
  * first transport failures (no HTTP answer). */
 #define HUB_STATUSES	{ 0, 200, 204, 400, 401, 403, 404, 409, 412, 413, \
@@ -335,6 +353,7 @@ struct hub_metrics {
 	uint64_t throttle_waits;	/* calls that waited for a token */
 	uint64_t registry_ops;		/* registry operations sent */
 	uint64_t sas_signed;		/* tokens signed */
+	uint64_t connects;		/* TCP+TLS connections opened */
 };
 
 /* Any thread: a consistent copy of h's counters. */

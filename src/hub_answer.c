@@ -543,7 +543,7 @@ hub_answer_reduce(const struct hub_req *req, const struct hub_answer *a,
 	if (st == 0)
 		return transport(req, a, res);
 	if (st >= 200 && st <= 299 && !a->truncated) {
-		if (parse_done(req, a, res)) {
+		if (!a->bad_header && parse_done(req, a, res)) {
 			res->outcome = HUB_DONE;
 			return 0;
 		}

@@ -231,8 +231,13 @@ on_header(char *p, size_t size, size_t n, void *arg)
 	while (n > 0 && (vs[n - 1] == '\r' || vs[n - 1] == '\n' ||
 	    vs[n - 1] == ' ' || vs[n - 1] == '\t'))
 		n--;
-	if (n >= sizeof(v))
-		return len;	/* oversized: ignored */
+	if (n >= sizeof(v)) {
+		/* oversized: a continuation we cannot hold would end a
+		 * query early, so the answer is refused */
+		if (nl == 17 && strncasecmp(p, "x-ms-continuation", 17) == 0)
+			c->bad_header = 1;
+		return len;
+	}
 	memcpy(v, vs, n);
 	v[n] = '\0';
 	if (nl == 16 && strncasecmp(p, "iothub-errorcode", 16) == 0)
@@ -308,6 +313,7 @@ start(struct hub *h, struct call *c)
 	    r->path, HUB_API_VERSION);
 	c->len = 0;
 	c->truncated = 0;
+	c->bad_header = 0;
 	c->errorcode[0] = '\0';
 	free(c->continuation);
 	c->continuation = NULL;
@@ -422,18 +428,20 @@ static void
 finish(struct hub *h, struct call *c, CURLcode cc)
 {
 	struct hub_answer a;
-	long status = 0;
+	long status = 0, nconn = 0;
 	int64_t now = hub_mono_ms(), delay;
 	int transient;
 
 	unlink_running(h, c);
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &nconn);
 	easy_release(h, c);
 	c->res->attempts++;
 	pthread_mutex_lock(&h->mlock);
 	hub_metrics_attempt(&h->metrics, c->req->op, status,
 	    now - c->started_ms);
+	h->metrics.connects += (uint64_t)(nconn > 0 ? nconn : 0);
 	pthread_mutex_unlock(&h->mlock);
 
 	memset(&a, 0, sizeof(a));
@@ -446,6 +454,7 @@ finish(struct hub *h, struct call *c, CURLcode cc)
 	a.body = c->body;
 	a.len = c->len;
 	a.truncated = c->truncated;
+	a.bad_header = c->bad_header;
 	transient = hub_answer_reduce(c->req, &a, c->res);
 	if (c->res->outcome == HUB_DONE) {
 		complete(h, c);

@@ -72,6 +72,7 @@ struct hub_answer {
 	const char	*body;
 	size_t		 len;
 	int		 truncated;	/* body exceeded the cap */
+	int		 bad_header;	/* a header we need was oversized */
 };
 
 /*
@@ -132,6 +133,7 @@ struct call {
 	int		 truncated;
 	char		 errorcode[64];
 	char		*continuation;
+	int		 bad_header;
 	long		 retry_after_ms;
 	char		 errbuf[CURL_ERROR_SIZE];
 	int64_t		 first_ms, started_ms, due_ms;

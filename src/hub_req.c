@@ -155,10 +155,13 @@ device_json(const struct hub_device *d)
 		json_object_set_new(o, "etag", json_string(d->etag));
 	json_object_set_new(o, "status",
 	    json_string(d->enabled ? "enabled" : "disabled"));
-	if (d->status_reason[0] != '\0')
-		json_object_set_new(o, "statusReason",
-		    json_string(d->status_reason));
-	else
+	if (d->status_reason[0] != '\0') {
+		if (json_object_set_new(o, "statusReason",
+		    json_string(d->status_reason)) != 0) {
+			json_decref(o);	/* not UTF-8 */
+			return NULL;
+		}
+	} else
 		json_object_del(o, "statusReason");
 	an = auth_name(d->auth);
 	if (an == NULL)

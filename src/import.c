@@ -17,7 +17,6 @@
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 
 #include "import_int.h"
 #include "inventory.h"
@@ -97,6 +96,7 @@ import_err(struct import_ctx *ctx, long line, long index, const char *fmt,
 	struct import_result *r = ctx->res;
 	struct import_error *e;
 	va_list ap;
+	char *p;
 
 	if (r->nerrors >= IMPORT_ERRORS_MAX) {
 		r->errors_dropped++;
@@ -118,6 +118,11 @@ import_err(struct import_ctx *ctx, long line, long index, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
+	/* Messages may quote the input (jansson's own texts do): keep them
+	 * printable ASCII so that logs and the JSON answer stay clean. */
+	for (p = e->message; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 }
 
 void
@@ -216,145 +221,6 @@ out:
 	return result;
 }
 
-/* ---- duplicate sets: SipHash-2-4 keyed per process, open addressing --- */
-
-struct import_dupent {
-	uint64_t	 h;
-	long		 line;
-	size_t		 len;
-	unsigned char	*key;		/* NULL: empty slot */
-};
-
-static unsigned char sip_key[16];
-static int sip_key_set;
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do { \
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-} while (0)
-
-static uint64_t
-le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* SipHash-2-4 (Aumasson and Bernstein): keyed, so that a hostile file
- * cannot make every key land in one chain. */
-static uint64_t
-siphash(const unsigned char *in, size_t len)
-{
-	uint64_t k0 = le64(sip_key), k1 = le64(sip_key + 8);
-	uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-	uint64_t m, b = (uint64_t)len << 56;
-	size_t i, end = len - len % 8;
-
-	for (i = 0; i < end; i += 8) {
-		m = le64(in + i);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (i = 0; i < len % 8; i++)
-		b |= (uint64_t)in[end + i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static void
-dupset_free(struct import_dupset *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->cap; i++)
-		free(s->slots[i].key);
-	free(s->slots);
-	memset(s, 0, sizeof(*s));
-}
-
-static struct import_dupent *
-dupset_slot(struct import_dupset *s, const void *key, size_t len, uint64_t h)
-{
-	size_t i = (size_t)h & (s->cap - 1);
-
-	for (;;) {
-		struct import_dupent *e = &s->slots[i];
-		if (e->key == NULL || (e->h == h && e->len == len &&
-		    memcmp(e->key, key, len) == 0))
-			return e;
-		i = (i + 1) & (s->cap - 1);
-	}
-}
-
-static enum fc_err
-dupset_grow(struct import_dupset *s)
-{
-	struct import_dupset n;
-	size_t i;
-
-	n.cap = s->cap ? s->cap * 2 : 1024;
-	n.used = s->used;
-	n.slots = calloc(n.cap, sizeof(*n.slots));
-	if (n.slots == NULL)
-		return FC_ENOMEM;
-	for (i = 0; i < s->cap; i++) {
-		struct import_dupent *e = &s->slots[i];
-		if (e->key != NULL)
-			*dupset_slot(&n, e->key, e->len, e->h) = *e;
-	}
-	free(s->slots);
-	*s = n;
-	return FC_OK;
-}
-
-/*
- * Looks key up; when absent adds it with line and returns FC_OK with
- * *first = 0; when present sets *first to the line that added it.
- */
-static enum fc_err
-dupset_add(struct import_dupset *s, const void *key, size_t len, long line,
-    long *first)
-{
-	struct import_dupent *e;
-	uint64_t h = siphash(key, len);
-
-	if ((s->used + 1) * 2 > s->cap && dupset_grow(s) != FC_OK)
-		return FC_ENOMEM;
-	e = dupset_slot(s, key, len, h);
-	if (e->key != NULL) {
-		*first = e->line;
-		return FC_OK;
-	}
-	e->key = malloc(len ? len : 1);
-	if (e->key == NULL)
-		return FC_ENOMEM;
-	memcpy(e->key, key, len);
-	e->len = len;
-	e->h = h;
-	e->line = line;
-	s->used++;
-	*first = 0;
-	return FC_OK;
-}
-
 /* ---- context ---------------------------------------------------------- */
 
 enum fc_err
@@ -369,11 +235,6 @@ import_ctx_init(struct import_ctx *ctx, struct db *db,
 	ctx->res = res;
 	ctx->actor = opts->actor ? opts->actor : "import";
 	import_result_clear(res);
-	if (!sip_key_set) {
-		if (RAND_bytes(sip_key, sizeof(sip_key)) != 1)
-			return FC_ECRYPTO;
-		sip_key_set = 1;
-	}
 	ctx->p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 	ctx->point = ctx->p256 ? EC_POINT_new(ctx->p256) : NULL;
 	ctx->bn = BN_CTX_new();
@@ -421,10 +282,10 @@ import_ctx_finish(struct import_ctx *ctx, enum fc_err fatal)
 	else
 		log_warn("import: nothing applied (%s; %zu errors)",
 		    fc_strerror(result), res->nerrors);
-	dupset_free(&ctx->ids);
-	dupset_free(&ctx->serials);
-	dupset_free(&ctx->certs);
-	dupset_free(&ctx->keys);
+	import_dupset_free(&ctx->ids);
+	import_dupset_free(&ctx->serials);
+	import_dupset_free(&ctx->certs);
+	import_dupset_free(&ctx->keys);
 	EC_POINT_free(ctx->point);
 	EC_GROUP_free(ctx->p256);
 	BN_CTX_free(ctx->bn);
@@ -496,84 +357,20 @@ import_key_check(struct import_ctx *ctx, const unsigned char *der,
 	return FC_OK;
 }
 
-X509 *
-import_cert_parse(const unsigned char *der, size_t len)
-{
-	const unsigned char *p = der;
-	X509 *x;
-
-	if (len == 0 || len > 16384)
-		return NULL;
-	x = d2i_X509(NULL, &p, (long)len);
-	if (x != NULL && p != der + len) {
-		X509_free(x);
-		x = NULL;
-	}
-	if (x == NULL)
-		ERR_clear_error();
-	return x;
-}
-
-/* The certificate's subject CN as UTF-8 into out; 0 if absent, several,
- * or too long. */
+/* Fills c's certificate fields from a parsed certificate: serial,
+ * validity, DER (borrowed) and upper-case hex fingerprints. */
 static int
-cert_cn(X509 *x, char *out, size_t cap)
+cert_fill(const struct import_cert *ic, const unsigned char *der, size_t len,
+    struct inv_cert *c)
 {
-	X509_NAME *n = X509_get_subject_name(x);
-	X509_NAME_ENTRY *e;
-	unsigned char *utf8 = NULL;
-	int i, len, ok = 0;
-
-	i = X509_NAME_get_index_by_NID(n, NID_commonName, -1);
-	if (i < 0 || X509_NAME_get_index_by_NID(n, NID_commonName, i) >= 0)
-		return 0;
-	e = X509_NAME_get_entry(n, i);
-	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
-	if (len > 0 && (size_t)len < cap && memchr(utf8, 0, (size_t)len) == NULL) {
-		memcpy(out, utf8, (size_t)len);
-		out[len] = '\0';
-		ok = 1;
-	}
-	OPENSSL_free(utf8);
-	return ok;
-}
-
-static int
-asn1_time_unix(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-
-	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
-		return 0;
-	*out = (int64_t)timegm(&tm);
-	return 1;
-}
-
-/*
- * Fills c from a parsed certificate: serial (lower-case hex of the
- * magnitude), validity, fingerprints. 0 with why set when unusable.
- */
-static int
-cert_fill(X509 *x, const unsigned char *der, size_t len, struct inv_cert *c,
-    char *why, size_t whylen)
-{
-	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen;
-	int snlen = ASN1_STRING_length(sn);
 
-	if (ASN1_STRING_type(sn) != V_ASN1_INTEGER || snlen < 1 || snlen > 20) {
-		snprintf(why, whylen, "certificate serial must be positive and "
-		    "at most 20 octets (RFC 5280 4.1.2.2)");
-		return 0;
-	}
-	fc_hex(ASN1_STRING_get0_data(sn), (size_t)snlen, c->serial, 0);
-	if (!asn1_time_unix(X509_get0_notBefore(x), &c->not_before) ||
-	    !asn1_time_unix(X509_get0_notAfter(x), &c->not_after) ||
-	    c->not_after < c->not_before) {
-		snprintf(why, whylen, "certificate validity is malformed");
-		return 0;
-	}
+	snprintf(c->serial, sizeof(c->serial), "%s", ic->serial);
+	c->not_before = ic->not_before;
+	c->not_after = ic->not_after;
+	c->der = (unsigned char *)der;
+	c->der_len = len;
 	if (!EVP_Digest(der, len, md, &mdlen, EVP_sha1(), NULL))
 		return 0;
 	fc_hex(md, mdlen, c->sha1, 1);
@@ -585,14 +382,16 @@ cert_fill(X509 *x, const unsigned char *der, size_t len, struct inv_cert *c,
 
 /* ---- one record ------------------------------------------------------- */
 
-static int
-hub_known(const struct import_opts *o, const char *hub)
+int
+import_hub_known(const struct import_opts *o, const char *hub)
 {
 	const char *const *h;
 
-	if (hub == NULL || hub[0] == '\0')
-		return 1;
-	for (h = o->hubs; h != NULL && *h != NULL; h++)
+	if (hub == NULL)
+		hub = "";
+	if (o->hubs == NULL)
+		return hub[0] == '\0';
+	for (h = o->hubs; *h != NULL; h++)
 		if (strcmp(*h, hub) == 0)
 			return 1;
 	return 0;
@@ -632,23 +431,24 @@ check_dups(struct import_ctx *ctx, long line, long index,
 
 	memset(&other, 0, sizeof(other));
 	*dup = 1;
-	if (dupset_add(&ctx->ids, d->device_id, strlen(d->device_id), line,
+	if (import_dupset_add(&ctx->ids, d->device_id, strlen(d->device_id), line,
 	    &first) != FC_OK)
 		return FC_ENOMEM;
 	if (first)
 		E("deviceId %s duplicates %s %ld", d->device_id, what, first);
-	if (dupset_add(&ctx->serials, d->se_serial, strlen(d->se_serial), line,
+	if (import_dupset_add(&ctx->serials, d->se_serial, strlen(d->se_serial), line,
 	    &first) != FC_OK)
 		return FC_ENOMEM;
 	if (first)
 		E("serial %s duplicates %s %ld", d->se_serial, what, first);
-	if (dupset_add(&ctx->keys, d->identity_key, d->identity_key_len, line,
-	    &first) != FC_OK)
+	/* Every key here is the canonical P-256 SPKI: the point identifies it. */
+	if (import_dupset_add(&ctx->keys, d->identity_key + IMPORT_P256_PREFIX_LEN + 1,
+	    64, line, &first) != FC_OK)
 		return FC_ENOMEM;
 	if (first)
 		E("identityPublicKey duplicates %s %ld", what, first);
 	if (c->der != NULL) {
-		if (dupset_add(&ctx->certs, c->serial, strlen(c->serial), line,
+		if (import_dupset_add(&ctx->certs, c->serial, strlen(c->serial), line,
 		    &first) != FC_OK)
 			return FC_ENOMEM;
 		if (first)
@@ -690,11 +490,10 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 {
 	struct inv_device d;
 	struct inv_cert c;
-	unsigned char *spki = NULL;
-	char why[160], q[64], cn[FC_DEVICE_ID_MAX];
+	char why[160], q[64];
 	const char *id = r->device_id ? r->device_id : "";
 	enum fc_err result = FC_OK;
-	int auth, dup, len;
+	int auth, dup;
 
 	memset(&d, 0, sizeof(d));
 	memset(&c, 0, sizeof(c));
@@ -734,7 +533,9 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 		E("owner or batch starts with a spreadsheet formula character");
 	snprintf(d.owner, sizeof(d.owner), "%s", r->owner ? r->owner : "");
 	snprintf(d.batch, sizeof(d.batch), "%s", r->batch ? r->batch : "");
-	if (!hub_known(ctx->opts, r->hub)) {
+	if (!import_hub_known(ctx->opts, r->hub)) {
+		if (r->hub == NULL || r->hub[0] == '\0')
+			E("hub is empty and there is no default [hub] section");
 		import_quote(q, sizeof(q), r->hub, strlen(r->hub));
 		E("hub %s is not a configured [hub NAME] section", q);
 	}
@@ -745,33 +546,24 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 		E("identityPublicKey %s", why);
 
 	if (r->cert != NULL) {
-		X509_PUBKEY *xpk = X509_get_X509_PUBKEY(r->cert);
-		unsigned char *p;
+		const struct import_cert *ic = r->cert;
 
-		if (!cert_cn(r->cert, cn, sizeof(cn)))
+		if (!ic->has_cn)
 			E("certificate has no single subject CN");
-		if (strcmp(cn, id) != 0) {
-			import_quote(q, sizeof(q), cn, strlen(cn));
+		if (strcmp(ic->cn, id) != 0) {
+			import_quote(q, sizeof(q), ic->cn, strlen(ic->cn));
 			E("certificate subject CN %s differs from deviceId", q);
 		}
-		len = i2d_X509_PUBKEY(xpk, NULL);
-		if (len <= 0 || (spki = malloc((size_t)len)) == NULL) {
-			result = FC_ENOMEM;
-			goto out;
-		}
-		p = spki;
-		i2d_X509_PUBKEY(xpk, &p);
-		if (import_key_check(ctx, spki, (size_t)len, why,
+		if (import_key_check(ctx, ic->spki, ic->spki_len, why,
 		    sizeof(why)) != FC_OK)
 			E("certificate key %s", why);
-		if (r->key != NULL && (r->key_len != (size_t)len ||
-		    memcmp(r->key, spki, r->key_len) != 0))
+		if (r->key != NULL && (r->key_len != ic->spki_len ||
+		    memcmp(r->key, ic->spki, r->key_len) != 0))
 			E("certificate key differs from identityPublicKey");
-		if (!cert_fill(r->cert, r->cert_der, r->cert_der_len, &c, why,
-		    sizeof(why)))
-			E("%s", why);
-		c.der = (unsigned char *)r->cert_der;
-		c.der_len = r->cert_der_len;
+		if (!cert_fill(ic, r->cert_der, r->cert_der_len, &c)) {
+			result = FC_ECRYPTO;
+			goto out;
+		}
 		snprintf(c.device_id, sizeof(c.device_id), "%s", id);
 		c.issued_by = INV_ISSUED_IMPORT;
 		c.status = c.not_after < (int64_t)fc_now() ? INV_CERT_EXPIRED :
@@ -779,8 +571,8 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 	} else if (r->key == NULL)
 		E("identityPublicKey is empty and there is no certificate");
 
-	d.identity_key = (unsigned char *)(r->key ? r->key : spki);
-	d.identity_key_len = r->key ? r->key_len : (size_t)len;
+	d.identity_key = (unsigned char *)(r->key ? r->key : r->cert->spki);
+	d.identity_key_len = r->key ? r->key_len : r->cert->spki_len;
 	d.status = INV_DEV_ACTIVE;
 	if (inv_device_check(&d, why, sizeof(why)) != FC_OK)
 		E("%s", why);
@@ -814,6 +606,5 @@ bad_counted:
 	if (dup)
 		ctx->bad = 1;
 out:
-	free(spki);
 	return result;
 }

@@ -262,12 +262,15 @@ record(struct import_ctx *ctx, struct csv *c, const int map[COL_COUNT],
     size_t ncols, long line)
 {
 	struct import_row r;
+	struct import_cert cert;
 	unsigned char *key = NULL, *der = NULL;
+	char why[160];
 	size_t keylen = 0, derlen = 0, i;
 	const char *kt, *ct;
 	enum fc_err result = FC_OK;
 
 	memset(&r, 0, sizeof(r));
+	memset(&cert, 0, sizeof(cert));
 	if (c->err[0] != '\0') {
 		import_err(ctx, line, -1, "record %s", c->err);
 		goto bad;
@@ -297,12 +300,16 @@ record(struct import_ctx *ctx, struct csv *c, const int map[COL_COUNT],
 			    "base64 (RFC 4648, padded, no whitespace)");
 			goto bad;
 		}
-		r.cert = import_cert_parse(der, derlen);
-		if (r.cert == NULL) {
-			import_err(ctx, line, -1, "certificate is not a DER "
-			    "X.509 certificate");
+		result = import_cert_parse(der, derlen, &cert, why,
+		    sizeof(why));
+		if (result == FC_EINVAL) {
+			result = FC_OK;
+			import_err(ctx, line, -1, "%s", why);
 			goto bad;
 		}
+		if (result != FC_OK)
+			goto out;
+		r.cert = &cert;
 		r.cert_der = der;
 		r.cert_der_len = derlen;
 	}
@@ -320,7 +327,7 @@ bad:
 	ctx->records++;
 	ctx->bad = 1;
 out:
-	X509_free(r.cert);
+	import_cert_clear(&cert);
 	free(key);
 	free(der);
 	return result;

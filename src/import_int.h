@@ -15,6 +15,18 @@
 #define IMPORT_P256_SPKI_LEN	91	/* 26-byte prefix + 04 || X || Y */
 #define IMPORT_P256_PREFIX_LEN	26
 
+#define IMPORT_CERT_MAX		16384	/* bytes of one certificate */
+
+/* What import reads from a device certificate (import_cert.c). */
+struct import_cert {
+	int		 has_cn;		/* exactly one subject CN */
+	char		 cn[FC_DEVICE_ID_MAX];
+	unsigned char	*spki;			/* SubjectPublicKeyInfo DER */
+	size_t		 spki_len;
+	char		 serial[FC_CERT_SERIAL_MAX];	/* lower-case hex */
+	int64_t		 not_before, not_after;
+};
+
 /* One device record; every pointer borrowed from the front end. NULL or
  * "" text means the field was empty. */
 struct import_row {
@@ -26,15 +38,18 @@ struct import_row {
 	const char		*hub;
 	const unsigned char	*key;		/* SPKI DER or NULL */
 	size_t			 key_len;
-	X509			*cert;		/* parsed certificate or NULL */
+	const struct import_cert *cert;		/* parsed, or NULL */
 	const unsigned char	*cert_der;
 	size_t			 cert_der_len;
 };
 
+/* A set of byte strings with the line that added each (import_dup.c). */
 struct import_dupset {
 	struct import_dupent	*slots;
 	size_t			 cap;		/* power of two */
 	size_t			 used;
+	unsigned char		*arena;		/* the keys, back to back */
+	size_t			 arena_len, arena_cap;
 };
 
 struct import_ctx {
@@ -84,8 +99,24 @@ enum fc_err import_key_check(struct import_ctx *ctx, const unsigned char *der,
 void import_key_from_xy(const unsigned char x[32], const unsigned char y[32],
     unsigned char out[IMPORT_P256_SPKI_LEN]);
 
-/* Parses exactly len bytes of DER as a certificate. NULL if malformed. */
-X509 *import_cert_parse(const unsigned char *der, size_t len);
+/*
+ * Parses exactly len bytes of DER as an X.509 certificate into *out
+ * (import_cert_clear it). FC_EINVAL with a reason in why; FC_ENOMEM.
+ */
+enum fc_err import_cert_parse(const unsigned char *der, size_t len,
+    struct import_cert *out, char *why, size_t whylen);
+void import_cert_clear(struct import_cert *c);
+
+/*
+ * Adds key (len < 65536 bytes) for line and sets *first = 0; if already
+ * present sets *first to the line that added it. FC_ENOMEM.
+ */
+enum fc_err import_dupset_add(struct import_dupset *s, const void *key,
+    size_t len, long line, long *first);
+void import_dupset_free(struct import_dupset *s);
+
+/* 1 if hub (NULL = "") names a configured hub of o. */
+int import_hub_known(const struct import_opts *o, const char *hub);
 
 /* Writes value into out (cap bytes) for an error message: printable ASCII
  * only, shortened with "..." past 48 characters. */

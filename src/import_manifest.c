@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "import_int.h"
+#include "inventory.h"
 #include "log.h"
 
 #define JSON_DEPTH_MAX	16		/* nesting of any JSON we parse */
@@ -295,6 +296,7 @@ entry(struct import_ctx *ctx, struct signer *s, json_t *e, long line,
 {
 	json_t *prot = NULL, *payload = NULL, *jwk, *x5c;
 	struct import_row r;
+	struct import_cert cert;
 	unsigned char *sig = NULL, *der = NULL, x[32], y[32];
 	unsigned char spki[IMPORT_P256_SPKI_LEN];
 	size_t siglen = 0, derlen = 0;
@@ -303,6 +305,7 @@ entry(struct import_ctx *ctx, struct signer *s, json_t *e, long line,
 	enum fc_err result = FC_OK;
 
 	memset(&r, 0, sizeof(r));
+	memset(&cert, 0, sizeof(cert));
 	pt = str_member(e, "protected");
 	pl = str_member(e, "payload");
 	st = str_member(e, "signature");
@@ -375,35 +378,20 @@ entry(struct import_ctx *ctx, struct signer *s, json_t *e, long line,
 	if (c0 != NULL) {
 		if (fc_b64_decode(c0, &der, &derlen) != FC_OK)
 			E("x5c[0] is not valid base64");
-		r.cert = import_cert_parse(der, derlen);
-		if (r.cert == NULL)
-			E("x5c[0] is not a DER X.509 certificate");
-		{
-			X509_PUBKEY *xpk = X509_get_X509_PUBKEY(r.cert);
-			unsigned char *kd = NULL;
-			int kl = i2d_X509_PUBKEY(xpk, &kd);
-			int same = kl == (int)sizeof(spki) &&
-			    memcmp(kd, spki, sizeof(spki)) == 0;
-			OPENSSL_free(kd);
-			if (!same)
-				E("slot-0 JWK differs from the x5c[0] "
-				    "certificate's key");
+		result = import_cert_parse(der, derlen, &cert, why,
+		    sizeof(why));
+		if (result == FC_EINVAL) {
+			result = FC_OK;
+			E("x5c[0]: %s", why);
 		}
-		{
-			X509_NAME *n = X509_get_subject_name(r.cert);
-			int i = X509_NAME_get_index_by_NID(n, NID_commonName, -1);
-			unsigned char *u = NULL;
-			int ul = -1;
-			if (i >= 0)
-				ul = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(
-				    X509_NAME_get_entry(n, i)));
-			if (ul > 0 && (size_t)ul < sizeof(devid) &&
-			    memchr(u, 0, (size_t)ul) == NULL) {
-				memcpy(devid, u, (size_t)ul);
-				devid[ul] = '\0';
-			}
-			OPENSSL_free(u);
-		}
+		if (result != FC_OK)
+			goto out;
+		if (cert.spki_len != sizeof(spki) ||
+		    memcmp(cert.spki, spki, sizeof(spki)) != 0)
+			E("slot-0 JWK differs from the x5c[0] certificate's key");
+		if (cert.has_cn)
+			snprintf(devid, sizeof(devid), "%s", cert.cn);
+		r.cert = &cert;
 		r.cert_der = der;
 		r.cert_der_len = derlen;
 	}
@@ -422,7 +410,7 @@ bad:
 	ctx->records++;
 	ctx->bad = 1;
 out:
-	X509_free(r.cert);
+	import_cert_clear(&cert);
 	free(der);
 	free(sig);
 	json_decref(prot);
@@ -491,6 +479,14 @@ import_manifest(struct db *db, const char *buf, size_t len,
 	if (len > IMPORT_INPUT_MAX) {
 		import_err(&ctx, 0, -1, "input is larger than %u bytes",
 		    IMPORT_INPUT_MAX);
+		ctx.fatal = 1;
+		goto out;
+	}
+	/* The defaults every entry gets: checked once, not per entry. */
+	if (!import_hub_known(opts, opts->hub) || (opts->auth_type != NULL &&
+	    opts->auth_type[0] != '\0' && inv_auth_parse(opts->auth_type) < 0)) {
+		import_err(&ctx, 0, -1, "the hub or authType given for the "
+		    "manifest is not valid");
 		ctx.fatal = 1;
 		goto out;
 	}

@@ -15,10 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "cfgcheck.h"
 #include "config.h"
 #include "db.h"
 #include "enrol_http.h"
+#include "health.h"
 #include "inventory.h"
 #include "log.h"
 #include "renew_service.h"
@@ -28,6 +30,7 @@
 #define DEFAULT_CONFIG	SYSCONFDIR "/fleetcert/fleetcertd.conf"
 #define RETIRED_MAX	256
 #define INV_STATUS_MS	60000
+#define SIGNER_POLL_S	5
 
 /* Exit codes: 0 ok; 1 runtime or configuration error; 2 usage. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -40,7 +43,10 @@ struct daemon {
 	char		*lock_path;
 	int		 lock_fd;
 	struct db	*db;		/* the main thread's connection */
+	int		 signer_up;	/* signer_start succeeded */
+	int		 signer_seen;	/* last signer state logged */
 	int		 sched_up;
+	struct api	*api;		/* NULL: no operator API */
 	struct enrol_listener *enrol;	/* NULL: [enrol] listen unset */
 	/* cached inventory phrase for STATUS= */
 	char		 inv_status[128];
@@ -83,6 +89,40 @@ inv_status(void *arg, char *buf, size_t len)
 	snprintf(buf, len, "%s", d->inv_status);
 }
 
+/* STATUS= phrase of the signer. */
+static void
+signer_status_phrase(void *arg, char *buf, size_t len)
+{
+	struct daemon *d = arg;
+	struct signer_status st;
+
+	if (!d->signer_up)
+		snprintf(buf, len, "not configured");
+	else if (signer_health(&st))
+		snprintf(buf, len, "up");
+	else
+		snprintf(buf, len, "down (%s)", st.reason);
+}
+
+/* Job: mirrors the signer's state into the health registry; logs changes. */
+static void
+signer_poll(void *arg)
+{
+	struct daemon *d = arg;
+	struct signer_status st;
+	int up = signer_health(&st);
+
+	health_set("signer", up, up ? NULL : st.reason);
+	if (up != d->signer_seen) {
+		if (up)
+			log_info("signer: up again (worker %ld, %u restarts)",
+			    (long)st.worker_pid, st.restarts);
+		else
+			log_error("signer: down: %s", st.reason);
+		d->signer_seen = up;
+	}
+}
+
 static int
 str_changed(const char *a, const char *b)
 {
@@ -107,9 +147,15 @@ reload_restart_only(const struct cfg *old, const struct cfg *nw)
 	if (str_changed(old->enrol_listen, nw->enrol_listen))
 		log_warn("reload: [enrol] listen changed; takes effect at the "
 		    "next restart");
-	if (str_changed(old->ca_key, nw->ca_key))
-		log_warn("reload: [ca] key changed; takes effect at the next "
-		    "restart (the signer holds the key)");
+	if (str_changed(old->ca_key, nw->ca_key) ||
+	    str_changed(old->ca_certificate, nw->ca_certificate) ||
+	    str_changed(old->ca_chain, nw->ca_chain) ||
+	    old->validity_days != nw->validity_days)
+		log_warn("reload: [ca] changed; the signer and the enrolment "
+		    "endpoint keep the running CA until the next restart");
+	if (str_changed(old->api_tokens_file, nw->api_tokens_file))
+		log_warn("reload: [api] tokens_file changed; takes effect at "
+		    "the next restart");
 }
 
 /*
@@ -142,12 +188,12 @@ daemon_reload(void *arg)
 	}
 	reload_restart_only(d->cfg, nw);
 
-	/* Modules that apply new settings at run time, in start order:
-	 *   ca (branch ca):        CA certificate and chain
-	 *   renew/deliver:         intervals (sched_job_interval_set), rates
-	 *   enrol:                 rate limits, TLS certificate
-	 * Each reload function must leave its module unchanged when it
-	 * fails; it returns an fc_err and logs the cause itself. */
+	/* Modules that apply new settings at run time go here, in start
+	 * order (none of the merged ones does yet: the CA certificate and
+	 * chain, the enrolment endpoint's TLS certificate and rate limits
+	 * and the API tokens apply at restart). A module reload function
+	 * must leave its module unchanged when it fails; it returns an
+	 * fc_err and logs the cause itself. */
 	log_set_level((enum log_level)nw->log_level);
 	if (renew_service_reload(nw) != FC_OK)
 		log_error("reload: renewal keeps its previous settings");
@@ -163,14 +209,17 @@ daemon_stop(struct daemon *d)
 {
 	enrol_stop(d->enrol);
 	d->enrol = NULL;
-	/* operator API (branch api): api_stop() */
+	api_stop(d->api);
+	d->api = NULL;
 	renew_service_stop();
 	if (d->sched_up)
 		sched_finalise();
 	d->sched_up = 0;
 	db_close(d->db);
 	d->db = NULL;
-	signer_stop();
+	if (d->signer_up)
+		signer_stop();
+	d->signer_up = 0;
 	if (d->lock_fd >= 0)
 		db_lock_release(d->lock_fd);
 	d->lock_fd = -1;
@@ -181,7 +230,8 @@ daemon_stop(struct daemon *d)
  *   1. the one-writer lock  2. the signer (forks; before the database is
  *   opened and before any thread exists)  3. the database (migrated)
  *   4. the scheduler (blocks signals: before any thread)  5. hub client,
- *   renewal and delivery  6. operator API  7. enrolment listener.
+ *   renewal and delivery (not merged yet)  6. operator API  7. enrolment
+ *   listener.
  * Then READY=1. Returns FC_OK or the first failure (logged).
  */
 static enum fc_err
@@ -210,7 +260,9 @@ daemon_start(struct daemon *d)
 	if (result != FC_OK)
 		return result;
 
-	/* Without a [ca] the daemon serves the inventory only: no signer,
+	/* The signer forks before the database is opened (no SQLite handle
+	 * crosses a fork) and before any thread or blocked signal exists.
+	 * Without a [ca] the daemon serves the inventory only: no signer,
 	 * no renewal (logged by renew_service_start). */
 	if (d->cfg->ca_certificate != NULL && d->cfg->ca_key != NULL) {
 		char why[256] = "";
@@ -219,6 +271,13 @@ daemon_start(struct daemon *d)
 			log_error("signer: cannot start: %s", why);
 			return result;
 		}
+		d->signer_up = d->signer_seen = 1;
+		health_set("signer", 1, NULL);
+		log_info("signer: up, CA key loaded");
+	} else {
+		log_warn("no [ca] certificate and key configured: no "
+		    "certificate can be issued");
+		health_set("signer", 0, "no [ca] configured");
 	}
 
 	result = db_open(d->cfg->db_path, DB_OPEN_MIGRATE, &d->db);
@@ -229,6 +288,7 @@ daemon_start(struct daemon *d)
 	}
 	log_info("database %s: schema version %d", d->cfg->db_path,
 	    db_schema_version(d->db));
+	health_set("database", 1, NULL);
 
 	result = sched_init();
 	if (result != FC_OK)
@@ -236,6 +296,13 @@ daemon_start(struct daemon *d)
 	d->sched_up = 1;
 	sched_reload_set(daemon_reload, d);
 	result = sched_status_add("certificates", inv_status, d);
+	if (result == FC_OK)
+		result = sched_status_add("signer", signer_status_phrase, d);
+	if (result == FC_OK && d->signer_up) {
+		int id;
+		result = sched_job_add("signer-health", SIGNER_POLL_S,
+		    signer_poll, d, &id);
+	}
 	if (result != FC_OK)
 		return result;
 
@@ -244,7 +311,14 @@ daemon_start(struct daemon *d)
 	result = renew_service_start(d->cfg, d->db);
 	if (result != FC_OK)
 		return result;
-	/* operator API (branch api): result = api_start(d->cfg, ...); */
+	result = api_start(d->cfg, &d->api);
+	if (result != FC_OK) {
+		log_error("operator API: cannot start on %s",
+		    d->cfg->api_listen ? d->cfg->api_listen : "(none)");
+		return result;
+	}
+	/* Last, so that nothing from the Internet arrives before the rest
+	 * is up; stopped first. */
 	result = enrol_start(d->cfg, d->db, &d->enrol);
 	if (result != FC_OK)
 		return result;

@@ -78,7 +78,12 @@ int signer_health(struct signer_status *st);
  */
 int signer_serve(int fd, struct ca *ca);
 
-/* Wire format, for tests of forged requests. */
+/* The supervisor's loop (signer.c), run in the child signer_start()
+ * forks; ctl is its end of the control socket. Never returns. */
+void signer_supervisor_run(const struct cfg *cfg, int ctl)
+    __attribute__((noreturn));
+
+/* Wire format (both sides, and tests of forged requests). */
 #define SIGNER_MAGIC		0x66637331u	/* "fcs1" */
 #define SIGNER_MSG_MAX		(64 * 1024)
 enum signer_type {
@@ -105,6 +110,24 @@ struct signer_issue_msg {
 	int32_t		validity_days;
 	uint32_t	key_len;
 	unsigned char	key[CA_INPUT_MAX];	/* only key_len bytes sent */
+};
+/* CRLs: BEGIN, ENTRIES (unanswered) ..., FINISH -> ANSWER + DATA chunks. */
+#define SIGNER_CRL_CHUNK	512
+#define SIGNER_CRL_MAX		50000000u	/* entries in one CRL */
+#define SIGNER_DATA_CHUNK	(SIGNER_MSG_MAX - (int)sizeof(struct signer_hdr))
+struct signer_crl_entry {
+	char		serial[FC_CERT_SERIAL_MAX];
+	int32_t		reason;
+	int64_t		revoked_at;
+};
+struct signer_crl_begin_msg {
+	struct signer_hdr h;
+	uint64_t	number;
+};
+struct signer_crl_entries_msg {
+	struct signer_hdr h;
+	uint32_t	count;
+	struct signer_crl_entry e[SIGNER_CRL_CHUNK];
 };
 struct signer_answer_msg {
 	struct signer_hdr h;

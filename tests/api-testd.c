@@ -6,6 +6,7 @@
  * wires api_start itself.
  *	api-testd -c FILE [--port-file F] [--health NAME=REASON]...
  * --health marks component NAME unhealthy with REASON (tests of 503).
+ * --routes prints every endpoint ("METHOD PATTERN ROLE") and exits.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -23,6 +24,14 @@
 static volatile sig_atomic_t quit;
 
 static void
+print_route(void *arg, const char *method, const char *pattern,
+    enum api_role role)
+{
+	printf("%s %s %s\n", method, pattern, role == API_ROLE_ADMIN ?
+	    "admin" : "read");
+}
+
+static void
 on_signal(int sig)
 {
 	quit = 1;
@@ -34,6 +43,7 @@ main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "port-file", required_argument, NULL, 'P' },
 		{ "health", required_argument, NULL, 'H' },
+		{ "routes", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cfg *cfg = NULL;
@@ -52,6 +62,9 @@ main(int argc, char **argv)
 		case 'P':
 			port_file = optarg;
 			break;
+		case 'R':
+			api_routes_foreach(print_route, NULL);
+			return 0;
 		case 'H':
 			if ((eq = strchr(optarg, '=')) == NULL)
 				return 2;

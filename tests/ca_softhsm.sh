@@ -97,3 +97,26 @@ if grep -q "$PIN\|$WRONG" out.log err.log; then
 	fail "a PIN appears in the output"
 fi
 echo "ok: wrong PIN, missing token, missing module, PIN in URI: clear errors, PIN never printed"
+
+# The key disappears from the token while the signer runs (as when an HSM
+# session drops): requests fail cleanly, health says why, the supervisor
+# restarts the worker with back-off, and once the key is back a new worker
+# logs in again and issuing resumes.
+sh "$top_srcdir/tests/mkca.sh" "$t/ca2" ec
+openssl pkcs8 -topk8 -nocrypt -in ca2/intermediate.key -outform DER -out ca2.p8
+p11() { pkcs11-tool --module "$module" --token-label fleetcert-ca --login --pin $PIN "$@" >/dev/null 2>&1; }
+p11 --write-object ca2.p8 --type privkey --id 02 --label ca2-key || fail "import ca2 key"
+uri2="pkcs11:token=fleetcert-ca;object=ca2-key;type=private?module-path=$module"
+"$tool" -c ca2/intermediate.pem -k "$uri2" -p pin soak 14 dev.spki > soak.out 2>>err.log &
+soak=$!
+sleep 2
+p11 --delete-object --type privkey --label ca2-key || fail "delete key"
+sleep 3
+p11 --write-object ca2.p8 --type privkey --id 02 --label ca2-key || fail "re-import key"
+wait $soak || fail "soak exited $?"
+head -1 soak.out | grep -q "^ok up=1" || { cat soak.out; fail "soak: no success before the loss"; }
+grep -q "up=0 .*reason=.*\(session lost\|not found\)" soak.out || { cat soak.out; fail "soak: loss not reported"; }
+tail -1 soak.out | grep -q "^ok up=1 restarts=[1-9]" || { cat soak.out; fail "soak: no recovery"; }
+grep -v "^ok\|^busy\|^I/O error\|^cryptographic error" soak.out && fail "soak: unexpected outcome"
+if grep -q "$PIN" soak.out err.log; then fail "a PIN appears in the output"; fi
+echo "ok: key lost and back: clean failures, reported, re-login with back-off"

@@ -5,6 +5,9 @@
  * with OpenSSL's CLI. Not installed.
  *
  *   fc-ca-tool [options] issue DEVICE SE_SERIAL spki|csr KEYFILE OUT.der
+ *   fc-ca-tool [options] soak SECONDS KEYFILE
+ *       issues (SPKI in KEYFILE) every 200 ms through the signer and
+ *       prints one line per attempt: "ok" or the error, and the health
  *   fc-ca-tool [options] crl NUMBER ENTRIES_FILE|-N OUT
  *       ENTRIES_FILE: lines "SERIAL REASON"; -N: N generated entries
  *   options: -c CERT -k KEY [-C CHAIN] [-p PIN_FILE] [-P PASS_FILE]
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ca.h"
@@ -50,7 +54,7 @@ next_entry(void *arg, struct ca_crl_entry *e)
 		if (sscanf(line, "%63s %d", serial, &reason) == 2)
 			break;
 	}
-	snprintf(e->serial, sizeof(e->serial), "%s", serial);
+	snprintf(e->serial, sizeof(e->serial), "%.40s", serial);
 	e->reason = reason;
 	e->revoked_at = fc_now() - 60;
 	return 1;
@@ -151,6 +155,33 @@ main(int argc, char **argv)
 		printf("serial=%s\nsha1=%s\nsha256=%s\nnot_before=%lld\n"
 		    "not_after=%lld\n", cert->serial, cert->sha1, cert->sha256,
 		    (long long)cert->not_before, (long long)cert->not_after);
+		rc = 0;
+	} else if (strcmp(argv[i], "soak") == 0 && argc - i == 3 && !inproc) {
+		struct ca_issue_req req = { 0 };
+		struct signer_status st;
+		size_t klen;
+		unsigned char *key = slurp(argv[i + 2], &klen);
+		time_t end = time(NULL) + atoi(argv[i + 1]);
+		req.device_id = "soak-device";
+		req.se_serial = "0123456789abcdef01";
+		req.spki = key;
+		req.spki_len = klen;
+		while (time(NULL) < end) {
+			if (ca_serial_new(serial) != FC_OK)
+				break;
+			req.serial = serial;
+			cert = NULL;
+			r = signer_issue(&req, &cert, why, sizeof(why));
+			signer_health(&st);
+			printf("%s up=%d restarts=%u reason=%s\n", r == FC_OK ?
+			    "ok" : fc_strerror(r), st.up, st.restarts,
+			    st.reason);
+			fflush(stdout);
+			ca_cert_free(cert);
+			cert = NULL;
+			usleep(200000);
+		}
+		free(key);
 		rc = 0;
 	} else if (strcmp(argv[i], "crl") == 0 && argc - i == 4) {
 		struct src s = { 0 };

@@ -840,6 +840,50 @@ START_TEST(test_signer_process)
 }
 END_TEST
 
+/* A worker that hangs (a stuck HSM call): the request times out with
+ * FC_EIO, the supervisor ends the worker and starts a new one. */
+START_TEST(test_signer_hang)
+{
+	struct cfg cfg;
+	struct signer_status st;
+	struct ca_issue_req r;
+	struct ca_cert *c = NULL;
+	char serial[FC_CERT_SERIAL_MAX], why[256];
+	EVP_PKEY *k = keygen("P-256");
+	unsigned char *der;
+	size_t len;
+	pid_t old;
+	enum fc_err e;
+	int i;
+
+	cfg_for(&cfg, ec_dir);
+	ck_assert_int_eq(signer_start(&cfg, why, sizeof(why)), FC_OK);
+	der = spki_of(k, &len);
+	req_init(&r, serial, "dev-hang");
+	r.spki = der;
+	r.spki_len = len;
+	signer_health(&st);
+	old = st.worker_pid;
+	ck_assert_int_eq(kill(old, SIGSTOP), 0);
+	ck_assert_int_eq(signer_issue(&r, &c, why, sizeof(why)), FC_EIO);
+	ck_assert_int_eq(signer_health(&st), 0);
+	ck_assert_str_eq(st.reason, "signer worker timed out");
+	e = FC_EIO;
+	for (i = 0; i < 100 && e != FC_OK; i++) {
+		usleep(100000);
+		e = signer_issue(&r, &c, why, sizeof(why));
+	}
+	ck_assert_int_eq(e, FC_OK);
+	ca_cert_free(c);
+	ck_assert_int_eq(signer_health(&st), 1);
+	ck_assert_int_ne(st.worker_pid, old);
+	ck_assert_int_eq(kill(old, 0), -1);	/* gone */
+	signer_stop();
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 struct gen {
 	int	n, i;
 	int	fail_at;
@@ -961,6 +1005,7 @@ main(void)
 	tcase_add_test(tc, test_signer_forged);
 	tcase_add_test(tc, test_signer_process);
 	tcase_add_test(tc, test_signer_crl);
+	tcase_add_test(tc, test_signer_hang);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

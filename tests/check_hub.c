@@ -307,6 +307,8 @@ START_TEST(req_device)
 	ck_assert_int_eq(hub_req_thumbprint_stage(&d, "00112233445566778899"
 	    "aabbccddeeff00112233445566778899aabbccddeeff", &r), FC_EINVAL);
 	ck_assert_int_eq(hub_req_thumbprint_stage(&d, "xyz", &r), FC_EINVAL);
+	ck_assert_int_eq(hub_req_device_disable(&d, "bad \xff utf-8", &r),
+	    FC_EINVAL);
 
 	/* delete: etag NULL is "*" */
 	ck_assert_int_eq(hub_req_device_delete("dev-01", NULL, &r), FC_OK);
@@ -683,6 +685,14 @@ START_TEST(answer_bulk_query)
 	ck_assert_str_eq(res->continuation, "next-page");
 	ck_assert_uint_eq(json_array_size(res->json), 2);
 	hub_result_free(res);
+	/* an oversized continuation header: refused, not a short result */
+	a.bad_header = 1;
+	res = calloc(1, sizeof(*res));
+	hub_answer_reduce(r, &a, res);
+	ck_assert_int_eq(res->outcome, HUB_RETRY);
+	ck_assert_str_eq(res->error.name, "InvalidAnswer");
+	hub_result_free(res);
+	a.bad_header = 0;
 	a.body = "{\"not\":\"an array\"}";
 	a.len = strlen(a.body);
 	res = calloc(1, sizeof(*res));

@@ -95,6 +95,7 @@ static void
 sim_start(void)
 {
 	char keyp[128], portf[128], tokf[128], pol1[128], pol2[128], buf[32];
+	char cmd[2048], fix[128], root[128];
 	unsigned char rb[16];
 	FILE *f;
 
@@ -111,6 +112,19 @@ sim_start(void)
 	fputs(ctl_token, f);
 	fclose(f);
 	chmod(tokf, 0600);
+	/* Two simulated devices (m-000001, m-000002), online, under a
+	 * device CA made here. */
+	snprintf(fix, sizeof(fix), "%s/fleet.json", dir);
+	snprintf(root, sizeof(root), "%s/root.pem", dir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey ec -pkeyopt "
+	    "ec_paramgen_curve:P-256 -nodes -keyout %s/root.key -out %s "
+	    "-days 2 -subj /CN=check_hub_sim -addext "
+	    "basicConstraints=critical,CA:TRUE -addext "
+	    "keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 && "
+	    "%s gen-fleet --count 2 --prefix m- --ca-cert %s --ca-key "
+	    "%s/root.key --out %s 2>/dev/null", dir, root, simbin, root, dir,
+	    fix);
+	ck_assert_int_eq(system(cmd), 0);
 	snprintf(pol1, sizeof(pol1), "iothubowner=%s", OWNER_KEY);
 	snprintf(pol2, sizeof(pol2), "registryRead=%s", READ_KEY);
 	sim_pid = fork();
@@ -125,7 +139,7 @@ sim_start(void)
 		    "--policy", pol1, "--policy", pol2, "--listen",
 		    "127.0.0.1:0", "--port-file", portf, "--control-token",
 		    tokf, "--quotas", "off", "--log-level", "warn",
-		    (char *)NULL);
+		    "--devices", fix, "--trust-root", root, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 200; i++) {
@@ -461,6 +475,61 @@ START_TEST(ops_twin_method)
 	ck_assert_int_eq(res->http_status, 404);
 	hub_result_free(res);
 	json_decref(desired);
+	hub_close(h);
+}
+END_TEST
+
+/* Methods on simulated devices: the device's status is not HTTP's; a
+ * device slower than responseTimeout is 504101 and not resent; an offline
+ * device is 404103 (after connectTimeout). */
+START_TEST(ops_method_devices)
+{
+	struct hub *h = owner();
+	struct hub_result *res;
+	json_t *j;
+
+	res = CALL(h, hub_req_method_invoke("m-000001", "noSuchMethod", NULL,
+	    5, 0, &r_));
+	expect(res, HUB_DONE, 0);
+	ck_assert_int_eq(res->http_status, 200);
+	ck_assert_int_eq(res->method_status, 501);
+	hub_result_free(res);
+
+	json_decref(ctl("POST", "/devices/m-000001/behaviour",
+	    "{\"slowMs\":6000}"));
+	res = CALL(h, hub_req_method_invoke("m-000001", "noSuchMethod", NULL,
+	    5, 0, &r_));
+	expect(res, HUB_RETRY, HUB_E_GATEWAY_TIMEOUT);
+	ck_assert_int_eq(res->http_status, 504);
+	ck_assert_int_eq(res->attempts, 1);
+	hub_result_free(res);
+	json_decref(ctl("POST", "/devices/m-000001/behaviour",
+	    "{\"slowMs\":0}"));
+
+	j = ctl("POST", "/devices/m-000002/online", "{\"online\":false}");
+	json_decref(j);
+	res = CALL(h, hub_req_method_invoke("m-000002", "noSuchMethod", NULL,
+	    5, 1, &r_));
+	expect(res, HUB_REJECTED, HUB_E_DEVICE_NOT_ONLINE);
+	hub_result_free(res);
+	json_decref(ctl("POST", "/devices/m-000002/online",
+	    "{\"online\":true}"));
+	hub_close(h);
+}
+END_TEST
+
+/* Keep-alive: 40 calls one after another open one connection. */
+START_TEST(connection_reuse)
+{
+	struct hub *h = owner();
+	struct hub_metrics m;
+
+	create_device(h, "reuse-01");
+	for (int i = 0; i < 40; i++)
+		hub_result_free(CALL(h, hub_req_twin_get("reuse-01", &r_)));
+	hub_metrics_read(h, &m);
+	ck_assert_uint_eq(m.calls[HUB_OP_TWIN_GET][HUB_DONE], 40);
+	ck_assert_uint_eq(m.connects, 1);
 	hub_close(h);
 }
 END_TEST
@@ -850,6 +919,56 @@ START_TEST(token_buckets)
 }
 END_TEST
 
+/* Failing calls (401 with a wrong key, 429s retried, a 412) at debug
+ * level: the log names the hub, operation and device, never the key, the
+ * connection string or a token. */
+START_TEST(no_secret_in_log)
+{
+	char logpath[128], *buf = NULL;
+	size_t len = 0;
+	struct hub *h;
+	struct hub_opts o;
+	struct hub_result *res;
+	int saved, fd;
+
+	snprintf(logpath, sizeof(logpath), "%s/client.log", dir);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	saved = dup(2);
+	dup2(fd, 2);
+	log_set_level(LOG_LVL_DEBUG);
+	h = hub_with("iothubowner", OTHER_KEY, certpath, NULL);
+	hub_result_free(CALL(h, hub_req_device_get("secret-01", &r_)));
+	hub_close(h);
+	hub_opts_default(&o);
+	o.max_attempts = 3;
+	o.backoff_base_ms = 10;
+	h = hub_with("iothubowner", OWNER_KEY, certpath, &o);
+	create_device(h, "secret-01");
+	faults("{\"operation\":\"twinRead\",\"p429\":1.0}");
+	hub_result_free(CALL(h, hub_req_twin_get("secret-01", &r_)));
+	faults(NULL);
+	res = CALL(h, hub_req_device_delete("secret-01", "stale", &r_));
+	expect(res, HUB_REJECTED, HUB_E_PRECONDITION_FAILED);
+	hub_result_free(res);
+	hub_close(h);
+	log_set_level(LOG_LVL_WARN);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	ck_assert_int_eq(fc_file_read(logpath, 1 << 20, &buf, &len), FC_OK);
+	ck_assert_ptr_nonnull(strstr(buf, "device secret-01"));
+	ck_assert_ptr_nonnull(strstr(buf, "401"));
+	ck_assert_ptr_nonnull(strstr(buf, "retry in"));
+	ck_assert_ptr_null(strstr(buf, OWNER_KEY));
+	ck_assert_ptr_null(strstr(buf, OTHER_KEY));
+	ck_assert_ptr_null(strstr(buf, "AAECAwQF"));
+	ck_assert_ptr_null(strstr(buf, "SharedAccessSignature"));
+	ck_assert_ptr_null(strstr(buf, "sig="));
+	ck_assert_ptr_null(strstr(buf, "SharedAccessKey"));
+	free(buf);
+}
+END_TEST
+
 static Suite *
 sim_suite(void)
 {
@@ -861,11 +980,14 @@ sim_suite(void)
 	tcase_add_test(tc, ops_registry);
 	tcase_add_test(tc, ops_twin_method);
 	tcase_add_test(tc, ops_bulk_query);
+	tcase_add_test(tc, ops_method_devices);
+	tcase_add_test(tc, connection_reuse);
 	tcase_add_test(tc, classes_misconfigured_unreachable);
 	tcase_add_test(tc, storm_retry_after);
 	tcase_add_test(tc, storm_budget);
 	tcase_add_test(tc, resets);
 	tcase_add_test(tc, token_buckets);
+	tcase_add_test(tc, no_secret_in_log);
 	suite_add_tcase(s, tc);
 	return s;
 }

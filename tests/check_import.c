@@ -26,7 +26,7 @@ static char tmpdir[256];
 static struct db *db;
 static struct fgen *gen;
 static struct import_result res;
-static const char *const hubs[] = { "eu", "us", NULL };
+static const char *const hubs[] = { "", "eu", "us", NULL };
 static struct import_opts opts;
 
 static void
@@ -209,8 +209,8 @@ START_TEST(csv_good)
 	upper[18] = '\0';
 	bput(&b, "eu,acme,%s,\"%s\",selfsigned,\"two, \"\"2\"\"\",SN%s,%s\r\n",
 	    t[1].cert64, t[1].d.id, upper, t[1].key64);
-	bput(&b, "us,acme,\"%s\",%s,ca,b2,%s,\r\n", t[2].cert64, t[2].d.id,
-	    t[2].d.serial);
+	bput(&b, "us,\"Robert'); DROP TABLE devices;--\",\"%s\",%s,ca,b2,%s,"
+	    "\r\n", t[2].cert64, t[2].d.id, t[2].d.serial);
 	bput(&b, ",,%s,%s,ca,,%s,%s", t[3].cert64, t[3].d.id, t[3].d.serial,
 	    t[3].key64);		/* no final line break */
 	if (run_csv(&b) != FC_OK)
@@ -239,6 +239,7 @@ START_TEST(csv_good)
 	/* Key taken from the certificate when identityPublicKey is empty. */
 	ck_assert_int_eq(inv_device_get(db, t[2].d.id, &d), FC_OK);
 	ck_assert_mem_eq(d.identity_key, t[2].d.spki, 91);
+	ck_assert_str_eq(d.owner, "Robert'); DROP TABLE devices;--");
 	inv_device_clear(&d);
 
 	ck_assert_int_eq(inv_cert_current(db, t[2].d.id, &c), FC_OK);
@@ -865,6 +866,22 @@ START_TEST(manifest_hostile)
 		ck_assert_uint_ge(res.nerrors, 1);
 	}
 
+	/* Invalid UTF-8 and control bytes: the errors still serialise. */
+	{
+		static const char inv[] = "[{\"payload\":\"\xff\xfe\x01\"}]";
+		json_t *j;
+		ck_assert_int_eq(import_manifest(db, inv, sizeof(inv) - 1, &opts,
+		    &res), FC_EINVAL);
+		j = import_result_to_json(&res);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
+		ck_assert_int_eq(import_manifest(db, "[{\"x\"\x00:1}]", 12,
+		    &opts, &res), FC_EINVAL);
+		j = import_result_to_json(&res);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
+	}
+
 	/* A truncated manifest. */
 	tdev_make(&t, 1, 1, -1, 365);
 	e = entry_for(&t, NULL, NULL, NULL, NULL);
@@ -910,6 +927,69 @@ START_TEST(signer_load)
 }
 END_TEST
 
+START_TEST(csv_hubs)
+{
+	static const char *const named_only[] = { "eu", NULL };
+	struct tdev t;
+	struct buf b = { 0 };
+	char *e;
+
+	tdev_make(&t, 1, 1, -1, 365);
+	bput(&b, "%s", hdr);
+	row(&b, &t);			/* hub "" */
+	opts.hubs = named_only;
+	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
+	ASSERT_ERR(2, "no default [hub]");
+	opts.hubs = NULL;		/* only the default hub */
+	ck_assert_int_eq(run_csv(&b), FC_OK);
+	ck_assert_int_eq(devices(), 1);
+
+	/* A manifest's defaults are checked once, before any entry. */
+	opts.hubs = named_only;
+	opts.hub = "us";
+	e = entry_for(&t, NULL, NULL, NULL, NULL);
+	ck_assert_int_eq(run_manifest(&e, 1), FC_EINVAL);
+	ASSERT_ERR(0, "hub or authType");
+	ck_assert_uint_eq(res.nerrors, 1);
+	opts.hub = "eu";
+	opts.auth_type = "psk";
+	ck_assert_int_eq(run_manifest(&e, 1), FC_EINVAL);
+	ASSERT_ERR(0, "hub or authType");
+	free(e);
+	tdev_free(&t);
+	free(b.p);
+}
+END_TEST
+
+/* Enough rows to grow the duplicate sets several times. */
+START_TEST(csv_many_rows)
+{
+	struct buf b = { 0 };
+	struct tdev t;
+	long i, n = 5000;
+
+	bput(&b, "%s", hdr);
+	for (i = 0; i < n; i++) {
+		tdev_make(&t, i, 0, 0, 0);
+		row(&b, &t);
+		tdev_free(&t);
+	}
+	tdev_make(&t, 17, 0, 0, 0);	/* serial of line 19 again */
+	bput(&b, "late-dup,%s,%s,,ca,,,\n", t.d.serial, t.key64);
+	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
+	ASSERT_ERR(n + 2, "duplicates line 19");
+	ck_assert_uint_eq(res.nerrors, 1);
+	ck_assert_int_eq(devices(), 0);
+	opts.skip_bad = 1;
+	ck_assert_int_eq(run_csv(&b), FC_OK);
+	ck_assert_int_eq(res.imported, n);
+	ck_assert_int_eq(devices(), n);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit"), n);
+	tdev_free(&t);
+	free(b.p);
+}
+END_TEST
+
 static Suite *
 import_suite(void)
 {
@@ -927,6 +1007,8 @@ import_suite(void)
 	tcase_add_test(tc, csv_skip_bad);
 	tcase_add_test(tc, csv_duplicates);
 	tcase_add_test(tc, csv_many_errors_capped);
+	tcase_add_test(tc, csv_hubs);
+	tcase_add_test(tc, csv_many_rows);
 	tcase_add_test(tc, manifest_good);
 	tcase_add_test(tc, manifest_bad_entries);
 	tcase_add_test(tc, manifest_hostile);

@@ -5,9 +5,10 @@
  *
  *   enrol-testd serve CONF PORTFILE     serve until SIGTERM; prints the
  *                                       endpoint's counters on exit
- *   enrol-testd add-device CONF ID SERIAL PUBKEY.pem [N]
+ *   enrol-testd add-device CONF ID SERIAL PUBKEY.pem [N [AUTH]]
  *                                       N devices ID-0..ID-(N-1) with
- *                                       serial+i when N is given
+ *                                       serial+i when N > 1; AUTH ca or
+ *                                       selfsigned
  *   enrol-testd set-status CONF ID STATUS
  */
 #include <signal.h>
@@ -77,7 +78,7 @@ out:
 
 static int
 add_devices(struct db *db, const char *id, const char *serial,
-    const char *pub, int n)
+    const char *pub, int n, const char *auth)
 {
 	struct inv_device d;
 	unsigned long long base;
@@ -106,6 +107,8 @@ add_devices(struct db *db, const char *id, const char *serial,
 			snprintf(d.device_id, sizeof(d.device_id), "%s", id);
 		snprintf(d.se_serial, sizeof(d.se_serial), "0123%014llx",
 		    base + (unsigned long long)i);
+		d.auth_type = strcmp(auth, "selfsigned") == 0 ?
+		    INV_AUTH_SELFSIGNED : INV_AUTH_CA;
 		d.identity_key = spki;
 		d.identity_key_len = (size_t)len;
 		if (inv_device_insert(db, &d, "test") != FC_OK) {
@@ -141,10 +144,10 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "serve") == 0 && argc == 4) {
 		rc = serve(cfg, argv[3]);
 	} else if (strcmp(argv[1], "add-device") == 0 &&
-	    (argc == 6 || argc == 7)) {
+	    argc >= 6 && argc <= 8) {
 		rc = db_open(cfg->db_path, DB_OPEN_MIGRATE, &db) != FC_OK ? 1 :
 		    add_devices(db, argv[3], argv[4], argv[5],
-		    argc == 7 ? atoi(argv[6]) : 1);
+		    argc >= 7 ? atoi(argv[6]) : 1, argc == 8 ? argv[7] : "ca");
 	} else if (strcmp(argv[1], "set-status") == 0 && argc == 5) {
 		int s = inv_dev_status_parse(argv[4]);
 		rc = s < 0 || db_open(cfg->db_path, DB_OPEN_MIGRATE, &db) !=

@@ -144,14 +144,14 @@ good "ca.key pkcs11 URI"
 # Listen addresses.
 ENR="tls_certificate = /etc/fleetcert/enrol.pem
 tls_key = $T/absent-enrol.key"
-for v in "nohost" "0.0.0.0:" "0.0.0.0:0" "0.0.0.0:65536" "0.0.0.0:84x3" \
-    "[::1:8443" "bad_host!:8443"; do
+LMSG='is not HOST:PORT, [IPV6]:PORT, unix:/PATH, systemd[:NAME] or fd:N'
+for v in "nohost" "0.0.0.0:" "0.0.0.0:65536" "0.0.0.0:84x3" "[::1:8443" \
+    "bad_host!:8443" "systemd:" "systemd:a/b" "fd:" "fd:2" "fd:70000"; do
 	conf enrol listen "$v" "$ENR"
-	bad "enrol.listen = $v" "$F:2: [enrol] listen: \"$v\" is not HOST:PORT (port 1-65535)"
+	bad "enrol.listen = $v" "$F:2: [enrol] listen: \"$v\" $LMSG"
 done
-conf enrol listen "unix:/run/x.sock" "$ENR"
-bad "enrol.listen = unix:" "$F:2: [enrol] listen: \"unix:/run/x.sock\": a Unix socket is not allowed here"
-for v in "0.0.0.0:8443" "[::]:8443" "enrol.example.net:443"; do
+for v in "0.0.0.0:8443" "[::]:8443" "enrol.example.net:443" "127.0.0.1:0" \
+    "systemd" "systemd:enrol" "fd:3" "unix:/run/fleetcert/enrol.sock"; do
 	conf enrol listen "$v" "$ENR"
 	good "enrol.listen = $v"
 done
@@ -162,14 +162,18 @@ conf api listen "unix:run/api.sock"
 bad "api.listen = unix:relative" "$F:2: [api] listen: \"unix:run/api.sock\": the socket path must be absolute and shorter than 108 bytes"
 for v in "localhost" "127.0.0.1:99999"; do
 	conf api listen "$v"
-	bad "api.listen = $v" "$F:2: [api] listen: \"$v\" is not HOST:PORT (port 1-65535) or unix:/PATH"
+	bad "api.listen = $v" "$F:2: [api] listen: \"$v\" $LMSG"
 done
 conf api listen "0.0.0.0:8450"
 bad "api.listen non-loopback" \
 	"$F:2: [api] listen: \"0.0.0.0:8450\" is not a loopback address (set allow_remote = true to allow it)"
+conf api listen "api.example.net:8450"
+bad "api.listen non-loopback name" \
+	"$F:2: [api] listen: \"api.example.net:8450\" is not a loopback address (set allow_remote = true to allow it)"
 conf api listen "0.0.0.0:8450" "allow_remote = true"
 good "api.listen non-loopback with allow_remote"
-for v in "127.0.0.1:8450" "[::1]:8450" "localhost:8450" "unix:/run/fleetcert/api.sock"; do
+for v in "127.0.0.1:8450" "127.0.0.2:8450" "[::1]:8450" "localhost:8450" \
+    "unix:/run/fleetcert/api.sock" "systemd" "systemd:api" "fd:3"; do
 	conf api listen "$v"
 	good "api.listen = $v"
 done

@@ -34,12 +34,29 @@ wait_for() {
 # now_ms: wall clock in ms (for the 5 s stop bound only; generous).
 now_ms() { date +%s%3N; }
 
+# The real pieces: a test CA for the signer, an operator API on a Unix
+# socket with one admin token, an enrolment listener on a free port.
+sh "$top_srcdir/tests/mkca.sh" "$T/ca" > /dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$T/tls.key" -out "$T/tls.pem" -subj /CN=127.0.0.1 -days 2 \
+	2> /dev/null
+chmod 600 "$T/tls.key"
+TOKEN=lifecycle-test-token-0123456789
+printf 'admin %s\n' "$(printf '%s' "$TOKEN" | openssl dgst -sha256 -r | cut -d' ' -f1)" \
+	> "$T/tokens"
+chmod 600 "$T/tokens"
+
 write_conf() {	# write_conf LEVEL [EXTRA LINE]
 	{
 		printf '[daemon]\nlog_level = %s\n' "$1"
 		printf '[database]\npath = %s/fc.db\n' "$T"
 		printf '[renewal]\ninterval_seconds = 60\n'
 		[ $# -gt 1 ] && printf '%s\n' "$2"
+		printf '[ca]\ncertificate = %s/ca/intermediate.pem\n' "$T"
+		printf 'chain = %s/ca/chain.pem\nkey = %s/ca/intermediate.key\n' "$T" "$T"
+		printf '[api]\nlisten = unix:%s/api.sock\ntokens_file = %s/tokens\n' "$T" "$T"
+		printf '[enrol]\nlisten = 127.0.0.1:0\n'
+		printf 'tls_certificate = %s/tls.pem\ntls_key = %s/tls.key\n' "$T" "$T"
 	} > "$T/fc.conf.new"
 	mv "$T/fc.conf.new" "$T/fc.conf"
 }
@@ -79,9 +96,29 @@ if wait_for "$T/notify.log" 'READY=1' 20; then
 else
 	fail "no READY=1 on the notify socket"; cat "$T/log"
 fi
-grep 'READY=1' "$T/notify.log" | head -n 1 | grep -q 'STATUS=certificates: 0 active' &&
+grep 'READY=1' "$T/notify.log" | head -n 1 |
+	grep -q 'STATUS=certificates: 0 active, 0 pending, 0 delivered, 0 expired; signer: up' &&
 	pass "STATUS= with the backlog sent with READY=1" ||
 	fail "no STATUS= with READY=1: $(cat "$T/notify.log")"
+# READY=1 came after every listener was up: the log lines of the signer,
+# the API and the enrolment listener precede "ready", and both answer.
+awk '/signer: up, CA key loaded/ { s = NR } /httpd api: listening/ { a = NR }
+	/enrol: listening/ { e = NR } /info: ready/ { r = NR }
+	END { exit !(s && a && e && r && s < r && a < r && e < r) }' "$T/log" &&
+	pass "signer, API and enrolment listener up before READY" ||
+	fail "start order: $(cat "$T/log")"
+code=$(curl -s -o "$T/health" -w '%{http_code}' --unix-socket "$T/api.sock" \
+	-H "Authorization: Bearer $TOKEN" http://fleetcert/v1/health)
+[ "$code" = 200 ] && grep -q '"status": *"ok"' "$T/health" &&
+	grep -q '"signer"' "$T/health" &&
+	pass "operator API answers /v1/health: ok with the signer" ||
+	fail "API health: $code $(cat "$T/health")"
+eport=$(sed -n 's/.*enrol: listening on .* (port \([0-9]*\)).*/\1/p' "$T/log" | head -n 1)
+code=$(curl -s -k -o "$T/ch" -w '%{http_code}' -H 'Content-Type: application/json' \
+	--data '{"serial":"0123a1b2c3d4e5f601"}' "https://127.0.0.1:$eport/enrol/v1/challenge")
+[ "$code" = 200 ] && grep -q nonce "$T/ch" &&
+	pass "enrolment endpoint answers a challenge on port $eport" ||
+	fail "enrol challenge: $code $(cat "$T/ch")"
 # At a 1 s watchdog the loop pings every 0.5 s: three pings within 5 s.
 if wait_for "$T/notify.log" 'WATCHDOG=1' 10; then
 	sleep 2
@@ -158,6 +195,46 @@ pids=$(echo "$pids" | sed "s/ $dpid//")
 grep -q 'info: stopped' "$T/log3" &&
 	fail "reload to log_level error had no effect" ||
 	pass "reload to log_level error took effect"
+
+# --- socket activation (fleetcertd.socket): the API socket comes from
+# systemd-socket-activate, which starts the daemon on the first connection
+# and passes the socket as LISTEN_FDS with the name "api" ---
+if command -v systemd-socket-activate > /dev/null; then
+	write_conf info
+	sed -i "s|^listen = unix:.*|listen = systemd:api|" "$T/fc.conf"
+	rm -f "$T/api.sock"
+	systemd-socket-activate -l "$T/act.sock" --fdname=api \
+		"$D" -c "$T/fc.conf" > "$T/out6" 2> "$T/log6" &
+	apid=$!
+	pids="$pids $apid"
+	i=0
+	while [ ! -S "$T/act.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	code=$(curl -s -m 20 -o "$T/health2" -w '%{http_code}' --unix-socket "$T/act.sock" \
+		-H "Authorization: Bearer $TOKEN" http://fleetcert/v1/health)
+	[ "$code" = 200 ] && wait_for "$T/log6" 'listening on systemd:api' 10 &&
+		pass "socket activation: the API answers on the passed socket" ||
+		fail "socket activation: $code $(cat "$T/log6")"
+	kill -TERM "$apid" 2>/dev/null
+	wait "$apid" 2>/dev/null
+	pids=$(echo "$pids" | sed "s/ $apid//")
+	sleep 0.5
+else
+	echo "skip: no systemd-socket-activate"
+fi
+
+# --- a CA key that does not match: the signer refuses, nothing starts,
+# no READY=1 ---
+sh "$top_srcdir/tests/mkca.sh" "$T/ca2" > /dev/null
+cp "$T/ca2/intermediate.key" "$T/ca/other.key"
+write_conf info
+sed -i "s|^key = .*|key = $T/ca/other.key|" "$T/fc.conf"
+: > "$T/notify.log"
+NOTIFY_SOCKET="$T/notify.sock" "$D" -c "$T/fc.conf" > "$T/out5" 2> "$T/log5"
+rc=$?
+[ "$rc" -eq 1 ] && grep -q 'signer: cannot start' "$T/log5" &&
+	! grep -q 'READY=1' "$T/notify.log" && [ ! -S "$T/api.sock" ] &&
+	pass "mismatched CA key: exit 1, no READY=1, no API socket" ||
+	fail "mismatched CA key: rc $rc: $(cat "$T/log5") / $(cat "$T/notify.log")"
 
 # --- a world-readable secret keeps the daemon from starting ---
 printf 'HostName=x;SharedAccessKeyName=y;SharedAccessKey=eg==\n' > "$T/hub.conn"
