@@ -12,12 +12,14 @@ ALTER TABLE certificates ADD COLUMN renewal TEXT;
 
 -- "Due for renewal": a range scan on status = 'active', renewal IS NULL,
 -- renew_at <= now. The scan reads only this index (rowid and renew_at),
--- so its cost is O(rows returned) and its pages stay few.
+-- so its cost is O(rows returned) and its pages stay few. Only active
+-- certificates are in it (reserved and pending ones never churn it).
 CREATE INDEX certificates_renew_due ON certificates (status, renewal,
-	renew_at);
--- Certificates still to be scheduled (rows leave it once renew_at is set).
-CREATE INDEX certificates_renew_unscheduled ON certificates (status)
-	WHERE renew_at IS NULL;
+	renew_at) WHERE status = 'active';
+-- Active certificates still to be scheduled (imported, re-enrolled...);
+-- renewals are recorded with renew_at set and never enter it.
+CREATE INDEX certificates_renew_unscheduled ON certificates (not_after)
+	WHERE status = 'active' AND renew_at IS NULL;
 -- Deliveries still being worked, in due order (terminal steps excluded).
 CREATE INDEX deliveries_open ON deliveries (next_attempt_at)
 	WHERE step NOT IN ('done', 'failed', 'cancelled');

@@ -74,47 +74,63 @@ enum fc_err
 inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
     int limit, int *n)
 {
-	static const char q_sel[] = "SELECT serial, device_id, not_after FROM"
+	static const char q_sel[] = "SELECT rowid, device_id, not_after FROM"
 	    " certificates INDEXED BY certificates_renew_unscheduled"
 	    " WHERE status = 'active' AND renew_at IS NULL LIMIT ?";
 	static const char q_upd[] = "UPDATE certificates SET renew_at = ?"
-	    " WHERE serial = ?";
+	    " WHERE rowid = ?";
+	int64_t *rows = NULL, *at = NULL;
 	sqlite3_stmt *sel, *upd;
 	enum fc_err result;
-	int rc, count = 0;
+	int rc, i, count = 0;
 
+	if (limit < 1)
+		return FC_EINVAL;
+	rows = calloc((size_t)limit, sizeof(*rows));
+	at = calloc((size_t)limit, sizeof(*at));
+	if (rows == NULL || at == NULL) {
+		free(rows);
+		free(at);
+		return FC_ENOMEM;
+	}
 	result = db_begin(db);
 	if (result != FC_OK)
-		return result;
+		goto done;
 	sel = db_stmt(db, q_sel);
 	upd = db_stmt(db, q_upd);
 	if (sel == NULL || upd == NULL) {
 		result = FC_EDB;
 		goto out;
 	}
+	/* Collected first, then updated: the rows leave the index the
+	 * SELECT walks. */
 	sqlite3_bind_int(sel, 1, limit);
-	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+	while (count < limit && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		const char *dev = (const char *)sqlite3_column_text(sel, 1);
-		int64_t at = inv_renew_at(dev ? dev : "",
+		rows[count] = sqlite3_column_int64(sel, 0);
+		at[count] = inv_renew_at(dev ? dev : "",
 		    sqlite3_column_int64(sel, 2), before_s, jitter_s);
-		sqlite3_bind_int64(upd, 1, at);
-		sqlite3_bind_value(upd, 2, sqlite3_column_value(sel, 0));
-		result = step_done(db, upd, "schedule renewal");
-		if (result != FC_OK)
-			break;
 		count++;
 	}
-	if (result == FC_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (count < limit && rc != SQLITE_DONE)
 		result = db_fail(db, "list unscheduled certificates");
 	sqlite3_reset(sel);
+	for (i = 0; i < count && result == FC_OK; i++) {
+		sqlite3_bind_int64(upd, 1, at[i]);
+		sqlite3_bind_int64(upd, 2, rows[i]);
+		result = step_done(db, upd, "schedule renewal");
+	}
 	if (result != FC_OK)
 		goto out;
 	result = db_commit(db);
 	if (result == FC_OK)
 		*n = count;
-	return result;
+	goto done;
 out:
 	db_rollback(db);
+done:
+	free(rows);
+	free(at);
 	return result;
 }
 
@@ -311,29 +327,50 @@ enum fc_err
 inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
     const char *first_step, const char *actor)
 {
-	static const char q_at[] = "UPDATE certificates SET renew_at = ?"
-	    " WHERE serial = ?";
+	/* inv_cert_complete and the next renew_at in one statement: each
+	 * index of the row changes once. */
+	static const char q_cert[] = "UPDATE certificates SET der = ?1,"
+	    " not_before = ?2, not_after = ?3, sha1 = ?4, sha256 = ?5,"
+	    " status = 'pending', renew_at = ?6, updated_at = ?7"
+	    " WHERE serial = ?8 AND status = 'reserved'";
 	static const char q_dl[] = "INSERT INTO deliveries (serial, device_id,"
 	    " step, attempts, next_attempt_at, created_at, updated_at)"
 	    " VALUES (?, ?, ?, 0, ?, ?, ?)";
+	char detail[160];
 	sqlite3_stmt *st;
 	enum fc_err result;
 	int64_t now = fc_now();
 
+	if (c->der == NULL || c->der_len == 0)
+		return FC_EINVAL;
 	result = db_begin(db);
 	if (result != FC_OK)
 		return result;
-	result = inv_cert_complete(db, c, INV_CERT_PENDING, actor);
-	if (result != FC_OK)
-		goto out;
-	st = db_stmt(db, q_at);
+	st = db_stmt(db, q_cert);
 	if (st == NULL) {
 		result = FC_EDB;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, renew_at);
-	sqlite3_bind_text(st, 2, c->serial, -1, SQLITE_STATIC);
-	result = step_done(db, st, "schedule next renewal");
+	sqlite3_bind_blob(st, 1, c->der, (int)c->der_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->not_before);
+	sqlite3_bind_int64(st, 3, c->not_after);
+	sqlite3_bind_text(st, 4, c->sha1, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, c->sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, renew_at);
+	sqlite3_bind_int64(st, 7, now);
+	sqlite3_bind_text(st, 8, c->serial, -1, SQLITE_STATIC);
+	result = step_done(db, st, "record certificate");
+	if (result != FC_OK)
+		goto out;
+	if (sqlite3_changes(db->h) != 1) {
+		result = FC_ECONFLICT;
+		goto out;
+	}
+	/* The same entry inv_cert_complete writes. */
+	snprintf(detail, sizeof(detail), "{\"notAfter\":%lld,\"sha256\":\"%s\"}",
+	    (long long)c->not_after, c->sha256);
+	result = audit_append(db, actor, "cert.issue", c->device_id, c->serial,
+	    detail);
 	if (result != FC_OK)
 		goto out;
 	st = db_stmt(db, q_dl);

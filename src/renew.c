@@ -25,6 +25,7 @@
 #define SPKI_MAX	512
 #define STEP_STAGE	"stage"
 #define STEP_INSTALL	"install"
+#define CSR_BUSY_RETRY_S 30
 
 /* One renewal of a batch. */
 struct item {
@@ -40,6 +41,7 @@ struct item {
 	int		 skip;		/* postponed / not reserved */
 	int		 reserved;
 	int		 failed;	/* signing or CSR request failed */
+	int		 retry_s;	/* when voided: retry after (0: retry_s) */
 	struct ca_cert	*cert;		/* signed */
 	char		 why[160];
 };
@@ -88,7 +90,7 @@ renew_opts_from_cfg(struct renew_opts *o, const struct cfg *cfg)
 	o->before_s = (int64_t)cfg->renew_before_days * 86400;
 	o->jitter_s = (int64_t)cfg->jitter_days * 86400;
 	o->rekey = cfg->rekey;
-	o->batch = 256;
+	o->batch = 512;
 	o->retry_s = cfg->retry_max_seconds;
 	o->issue = signer_issue_cb;
 }
@@ -394,6 +396,9 @@ csr_batch(struct renew *r, struct batch *b)
 			    "queued (%s)", fc_strerror(result));
 			it->rekey = 0;
 			it->failed = 1;
+			/* Busy (all delivery slots taken): soon again. */
+			if (result == FC_EBUSY)
+				it->retry_s = CSR_BUSY_RETRY_S;
 		}
 	}
 }
@@ -513,12 +518,13 @@ record_batch(struct renew *r, struct batch *b, int *issued)
 			snprintf(it->why, sizeof(it->why), "signer answered "
 			    "the wrong serial");
 		}
-		result = inv_renew_void(r->db, it->serial, r->now + r->o.retry_s,
-		    it->why, ACTOR);
+		result = inv_renew_void(r->db, it->serial, r->now +
+		    (it->retry_s > 0 ? it->retry_s : r->o.retry_s), it->why,
+		    ACTOR);
 		if (result != FC_OK)
 			goto out;
 		nvoid++;
-		nfail += it->failed;
+		nfail += it->failed && it->retry_s == 0;
 	}
 	result = commit_full(r->db);
 	if (result != FC_OK)

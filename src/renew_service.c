@@ -26,7 +26,7 @@
 #include "renew_service.h"
 #include "scheduler.h"
 
-#define RENEW_PER_RUN	2048	/* certificates per job run; then yield */
+#define RENEW_PER_RUN	4096	/* certificates per job run; then yield */
 #define PUMP_MAX_MS	1000
 
 struct rs {

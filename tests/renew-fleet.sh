@@ -16,6 +16,15 @@ offline=$(hubsim_ctl GET /_sim/devices |
 	jq '[.devices[] | select(.device.online == false)] | length')
 [ "$offline" -gt 0 ] && pass "$offline devices start offline" ||
 	fail "no offline devices in the fleet"
+# Key rotation for ten online CA devices: the daemon asks each for a CSR
+# (fleetcertCsr) and certifies the new key.
+rk=$(hubsim_ctl GET /_sim/devices | jq -r '[.devices[]
+	| select(.device.online == true and
+	    .registry.authentication.type == "certificateAuthority")][0:10][]
+	| .deviceId')
+for id in $rk; do
+	sql "UPDATE devices SET rekey = 1 WHERE device_id = '$id'"
+done
 renew_daemon_start
 
 # Online devices confirm; offline ones wait in step confirm after the
@@ -44,6 +53,23 @@ else
 	fail "not every device confirmed"
 fi
 renew_check_all "$N"
+
+# The rekeyed devices got a certificate for a new key (not the identity
+# key), which they installed (renew_check_all saw their serials).
+newkey=0
+for id in $rk; do
+	sql "SELECT hex(der) || ' ' || hex(identity_key) FROM certificates c JOIN devices d USING (device_id) WHERE c.device_id = '$id' AND c.issued_by = 'renewal' AND c.status = 'active'" |
+	while read -r der key; do
+		pk=$(printf '%s' "$der" | xxd -r -p |
+			openssl x509 -inform DER -pubkey -noout |
+			openssl pkey -pubin -outform DER | xxd -p | tr -d '\n' |
+			tr 'a-f' 'A-F')
+		[ -n "$pk" ] && [ "$pk" != "$key" ] && echo new
+	done
+done > "$T/rekey.txt"
+newkey=$(grep -c new "$T/rekey.txt")
+[ "$newkey" -eq 10 ] && pass "10 rekeyed devices certified with a new key" ||
+	fail "rekey: $newkey of 10 devices have a new key"
 
 # Self-signed devices: secondary (stage), then the method, then primary
 # (promote): the order of registry writes and the method call per device.

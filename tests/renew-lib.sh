@@ -165,13 +165,13 @@ renew_check_all() {
 	# device's identity key (checked on a sample; the simulated devices
 	# checked all of them).
 	mkdir -p "$T/certs"
-	sql "SELECT device_id || ' ' || hex(der) || ' ' || hex(identity_key) FROM certificates c JOIN devices d USING (device_id) WHERE c.issued_by = 'renewal' AND c.status = 'active'" > "$T/certs.txt"
+	sql "SELECT device_id || ' ' || hex(der) || ' ' || hex(identity_key) || ' ' || d.rekey FROM certificates c JOIN devices d USING (device_id) WHERE c.issued_by = 'renewal' AND c.status = 'active'" > "$T/certs.txt"
 	k=0
 	badkey=0
-	while read -r id der key; do
+	while read -r id der key rekey; do
 		printf '%s' "$der" | xxd -r -p > "$T/certs/$k.der"
 		openssl x509 -inform DER -in "$T/certs/$k.der" -out "$T/certs/$k.pem"
-		if [ $((k % 25)) -eq 0 ]; then
+		if [ $((k % 25)) -eq 0 ] && [ "$rekey" = 0 ]; then
 			pk=$(openssl x509 -in "$T/certs/$k.pem" -pubkey -noout |
 				openssl pkey -pubin -outform DER | xxd -p | tr -d '\n' |
 				tr 'a-f' 'A-F')
