@@ -151,6 +151,8 @@ req 400 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"bad id\",\"serial\":\"01
 req 400 POST /v1/devices "$ATOK" $J -d '{"deviceId":"x2","serial":"0123aa00000000cc01","identityPublicKey":"not base64!"}'
 req 400 POST /v1/devices "$ATOK" $J -d '{"deviceId":"x3","serial":"0123aa00000000cc01","owner":"a\nb","identityPublicKey":"AAAA"}'
 req 415 POST /v1/devices "$ATOK" -H 'Content-Type: text/plain' -d '{}'
+req 400 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"x4\",\"serial\":\"0123aa00000000cc04\",\"hub\":\"nope\",\"identityPublicKey\":\"$(cat "$T/k3.spki")\"}"
+jqt '.error.message | contains("hub")'
 req 409 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"new-1\",\"serial\":\"0123ABCDEF01234599\",\"identityPublicKey\":\"$(cat "$T/k3.spki")\"}"
 req 409 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"new-2\",\"serial\":\"0123ABCDEF01234501\",\"identityPublicKey\":\"$(cat "$T/k3.spki")\"}"
 head -c 70000 /dev/zero | tr '\0' ' ' > "$T/70k"
