@@ -26,7 +26,7 @@ static char tmpdir[256];
 static struct db *db;
 static struct fgen *gen;
 static struct import_result res;
-static const char *const hubs[] = { "", "eu", "us", NULL };
+static const char *const hubs[] = { "eu", "us", NULL };
 static struct import_opts opts;
 
 static void
@@ -471,6 +471,10 @@ START_TEST(csv_bad_framing)
 	ck_assert_int_eq(import_csv(db, "serial,identityPublicKey\n", 25,
 	    &opts, &res), FC_EINVAL);
 	ASSERT_ERR(1, "must name deviceId");
+	/* The header's line is where it is, after blank lines. */
+	ck_assert_int_eq(import_csv(db, "\n\r\ndeviceId,sn\n", 15, &opts,
+	    &res), FC_EINVAL);
+	ASSERT_ERR(3, "unknown column \"sn\"");
 
 	/* Unterminated quote: fatal even with skip_bad. */
 	opts.skip_bad = 1;
@@ -875,7 +879,8 @@ START_TEST(manifest_hostile)
 		j = import_result_to_json(&res);
 		ck_assert_ptr_nonnull(j);
 		json_decref(j);
-		ck_assert_int_eq(import_manifest(db, "[{\"x\"\x00:1}]", 12,
+		static const char nul[] = "[{\"x\"\x00:1}]";
+		ck_assert_int_eq(import_manifest(db, nul, sizeof(nul) - 1,
 		    &opts, &res), FC_EINVAL);
 		j = import_result_to_json(&res);
 		ck_assert_ptr_nonnull(j);
@@ -936,11 +941,17 @@ START_TEST(csv_hubs)
 
 	tdev_make(&t, 1, 1, -1, 365);
 	bput(&b, "%s", hdr);
-	row(&b, &t);			/* hub "" */
+	bput(&b, "%s,%s,%s,,ca,,,us\n", t.d.id, t.d.serial, t.key64);
 	opts.hubs = named_only;
 	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
-	ASSERT_ERR(2, "no default [hub]");
-	opts.hubs = NULL;		/* only the default hub */
+	ASSERT_ERR(2, "hub \"us\" is not a configured");
+	opts.hubs = NULL;		/* no named hubs at all */
+	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
+	ASSERT_ERR(2, "hub \"us\" is not a configured");
+	free(b.p);
+	memset(&b, 0, sizeof(b));
+	bput(&b, "%s", hdr);
+	row(&b, &t);			/* hub "": the default hub */
 	ck_assert_int_eq(run_csv(&b), FC_OK);
 	ck_assert_int_eq(devices(), 1);
 
@@ -990,6 +1001,89 @@ START_TEST(csv_many_rows)
 }
 END_TEST
 
+/*
+ * Mutation smoke test: thousands of damaged copies of a good CSV and a good
+ * manifest (bytes flipped, CSV/JSON metacharacters and NULs inserted,
+ * truncations). Each import must end in FC_OK or FC_EINVAL with a result
+ * that serialises; ASan/UBSan builds check the memory side. Fixed seed.
+ */
+static void
+mutate(char *p, size_t *len, unsigned *seed)
+{
+	static const char meta[] = ",\"\n\r\0{}[]:\\=-+@\xff\xc3";
+	size_t n = *len, pos;
+	int k = rand_r(seed) % 4, i, count = 1 + rand_r(seed) % 4;
+
+	for (i = 0; i < count && n > 0; i++) {
+		pos = (size_t)rand_r(seed) % n;
+		if (k == 0)
+			p[pos] = (char)(p[pos] ^ (1 << (rand_r(seed) % 8)));
+		else if (k == 1)
+			p[pos] = meta[rand_r(seed) % (sizeof(meta) - 1)];
+		else if (k == 2)
+			n = pos;
+		else {
+			memmove(p + pos + 1, p + pos, n - pos);
+			p[pos] = meta[rand_r(seed) % (sizeof(meta) - 1)];
+			n++;
+		}
+	}
+	*len = n;
+}
+
+START_TEST(mutation_smoke)
+{
+	struct tdev t[3];
+	struct buf csv = { 0 }, man = { 0 };
+	char *e[3], *copy;
+	unsigned seed = 20261125;
+	int i, round;
+	long okcount = 0;
+
+	bput(&csv, "%s", hdr);
+	bput(&man, "[\n");
+	for (i = 0; i < 3; i++) {
+		tdev_make(&t[i], i, 1, -1, 365);
+		row(&csv, &t[i]);
+		e[i] = entry_for(&t[i], NULL, NULL, NULL, NULL);
+		bput(&man, "%s%s\n", e[i], i < 2 ? "," : "");
+	}
+	bput(&man, "]\n");
+	copy = malloc(man.len * 2 + 64);
+	for (round = 0; round < 1500; round++) {
+		const struct buf *src = (round & 1) ? &man : &csv;
+		size_t len = src->len;
+		enum fc_err r;
+		json_t *j;
+
+		memcpy(copy, src->p, len);
+		mutate(copy, &len, &seed);
+		opts.skip_bad = (round / 2) & 1;
+		r = (round & 1) ? import_manifest(db, copy, len, &opts, &res) :
+		    import_csv(db, copy, len, &opts, &res);
+		ck_assert_msg(r == FC_OK || r == FC_EINVAL, "round %d: %d",
+		    round, r);
+		okcount += r == FC_OK;
+		j = import_result_to_json(&res);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
+	}
+	{
+		int64_t bad_id = -1, n = 0;
+		ck_assert_int_eq(audit_verify(db, &bad_id, &n), FC_OK);
+		ck_assert_int_eq(n, count("SELECT count(*) FROM audit"));
+	}
+	ck_assert_int_gt(okcount, 0);
+	free(copy);
+	for (i = 0; i < 3; i++) {
+		free(e[i]);
+		tdev_free(&t[i]);
+	}
+	free(csv.p);
+	free(man.p);
+}
+END_TEST
+
 static Suite *
 import_suite(void)
 {
@@ -1014,6 +1108,7 @@ import_suite(void)
 	tcase_add_test(tc, manifest_hostile);
 	tcase_add_test(tc, detect);
 	tcase_add_test(tc, signer_load);
+	tcase_add_test(tc, mutation_smoke);
 	suite_add_tcase(s, tc);
 	return s;
 }
