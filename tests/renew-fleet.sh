@@ -96,6 +96,21 @@ thr=$(jq '[.calls[] | select(.status == 429)] | length' "$T/calls.json")
 [ "$thr" -eq 0 ] && pass "no call throttled by the hub" ||
 	fail "$thr calls throttled"
 
+# Metrics (GET /metrics of the operator API).
+renew_metrics > "$T/metrics.txt"
+iss=$(awk '/^fleetcert_renewals_total\{outcome="issued"\}/ { print $2 }' "$T/metrics.txt")
+[ "${iss:-0}" -ge "$N" ] 2>/dev/null && pass "metrics: $iss renewals issued" ||
+	fail "metrics: renewals issued '${iss:-}'"
+for fam in fleetcert_certificates_expiring fleetcert_delivery_backlog \
+    fleetcert_delivery_oldest_pending_seconds fleetcert_hub_requests_total \
+    fleetcert_delivery_events_total fleetcert_devices_needing_reenrolment \
+    fleetcert_hub_attempts_within_seconds; do
+	grep -q "^$fam" "$T/metrics.txt" && pass "metrics: $fam" ||
+		fail "metrics: no $fam"
+done
+bl=$(awk '/^fleetcert_delivery_backlog\{state="open"\}/ { print $2 }' "$T/metrics.txt")
+[ "$bl" = "0" ] && pass "metrics: backlog empty" || fail "metrics: backlog '$bl'"
+
 # SIGTERM: a clean stop.
 kill "$DPID"
 wait "$DPID"
