@@ -25,6 +25,43 @@ for id in $(sql "SELECT device_id FROM devices WHERE auth_type = 'ca' ORDER BY d
 	hubsim_ctl POST "/_sim/devices/$id/behaviour" '{"slowMs": 7000}' >/dev/null
 	slow=$((slow + 1))
 done
+# A wrong hub key first: 401 is "misconfigured", the hub's queue pauses
+# and health says why; nothing is retried in a loop meanwhile.
+good=$(cat "$T/hub.conn")
+printf '%s\n' "$good" | sed 's/SharedAccessKey=[^;]*/SharedAccessKey=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=/' \
+	> "$T/hub.conn"
+hubsim_ctl DELETE /_sim/faults >/dev/null
+hubsim_ctl DELETE /_sim/calls >/dev/null
+renew_daemon_start
+i=0
+health=
+while [ $i -lt 30 ]; do
+	sleep 1
+	port=$(sed -n 's/.*httpd api: listening on .* (port \([0-9]*\)).*/\1/p' \
+		"$T/daemon.log" | tail -n 1)
+	[ -n "$port" ] && health=$(curl -sS -H "Authorization: Bearer $API_TOKEN" \
+		"http://127.0.0.1:$port/v1/health" 2>/dev/null)
+	echo "$health" | jq -e '.components.delivery.ok == false' >/dev/null 2>&1 &&
+		break
+	i=$((i + 1))
+done
+echo "$health" | jq -e '.components.delivery.ok == false and
+    (.components.delivery.reason | test("misconfigured"))' >/dev/null &&
+	pass "wrong hub key: delivery paused, health says why" ||
+	fail "wrong hub key: health $health"
+sleep 3
+c401=$(hubsim_ctl GET '/_sim/calls?since=0' | jq '[.calls[] | select(.status == 401)] | length')
+[ "$c401" -le 50 ] && pass "paused queue: $c401 refused calls, no loop" ||
+	fail "paused queue: $c401 refused calls"
+d=$(sql "SELECT count(*) FROM deliveries WHERE step = 'done'")
+[ "$d" -eq 0 ] && pass "nothing delivered with a wrong key" ||
+	fail "$d delivered with a wrong key"
+renew_daemon_stop
+printf '%s\n' "$good" > "$T/hub.conn"
+hubsim_ctl POST /_sim/faults \
+	'{"operation": "any", "p429": 0.15, "p503": 0.15, "pReset": 0.05, "retryAfter": 1}' \
+	>/dev/null
+
 renew_daemon_start
 if renew_wait_done "$N" 420; then
 	pass "all $N devices renewed despite faults"
