@@ -35,7 +35,11 @@ conf() {	# conf DB
 	printf 'key = %s/ca/intermediate.key\nchain = %s/ca/chain.pem\n' "$T" "$T"
 	printf 'validity_days = 365\n[renewal]\ninterval_seconds = 60\n'
 	printf 'renew_before_days = 30\njitter_days = 7\n'
+	printf '[api]\nlisten = 127.0.0.1:0\ntokens_file = %s/api.tokens\n' "$T"
 }
+printf 'read %s\n' "$(openssl rand -hex 16 | openssl dgst -sha256 -r | cut -d' ' -f1)" \
+	> "$T/api.tokens"
+chmod 600 "$T/api.tokens"
 conf "$T/a.db" > "$T/a.conf"
 conf "$T/b.db" > "$T/b.conf"
 

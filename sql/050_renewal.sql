@@ -13,9 +13,11 @@ ALTER TABLE certificates ADD COLUMN renewal TEXT;
 -- "Due for renewal": a range scan on status = 'active', renewal IS NULL,
 -- renew_at <= now. The scan reads only this index (rowid and renew_at),
 -- so its cost is O(rows returned) and its pages stay few. Only active
--- certificates are in it (reserved and pending ones never churn it).
+-- certificates without a renewal in flight are in it: reserving a renewal
+-- removes the row from the (due, hence local) end of the index, and
+-- reserved or pending certificates never enter it.
 CREATE INDEX certificates_renew_due ON certificates (status, renewal,
-	renew_at) WHERE status = 'active';
+	renew_at) WHERE status = 'active' AND renewal IS NULL;
 -- Active certificates still to be scheduled (imported, re-enrolled...);
 -- renewals are recorded with renew_at set and never enter it.
 CREATE INDEX certificates_renew_unscheduled ON certificates (not_after)

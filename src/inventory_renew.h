@@ -91,6 +91,11 @@ enum fc_err inv_renew_postpone(struct db *db, const char *serial,
  */
 enum fc_err inv_renew_reserve(struct db *db, const char *old_serial,
     const char *device_id, const char *new_serial, const char *actor);
+/* The same, with the old certificate's rowid (from inv_renew_due) to
+ * spare a lookup by serial; old_serial must match that row. */
+enum fc_err inv_renew_reserve_row(struct db *db, int64_t old_rowid,
+    const char *old_serial, const char *device_id, const char *new_serial,
+    const char *actor);
 
 /*
  * Records the signed certificate c of a reserved renewal: fills the row
@@ -112,6 +117,14 @@ enum fc_err inv_renew_record(struct db *db, const struct inv_cert *c,
  */
 enum fc_err inv_renew_void(struct db *db, const char *serial,
     int64_t retry_at, const char *why, const char *actor);
+
+/*
+ * Clears the renewal in flight `serial` on the certificate it renews
+ * (renewed_from), with renew_at = retry_at when retry_at > 0. Inside the
+ * caller's transaction.
+ */
+enum fc_err inv_renew_clear(struct db *db, const char *serial,
+    int64_t retry_at);
 
 /* Calls cb with the serial of every reserved certificate (recovery). The
  * strings are valid only during the call. */

@@ -29,6 +29,7 @@
 
 /* One renewal of a batch. */
 struct item {
+	int64_t		 old_rowid;
 	char		 old_serial[FC_CERT_SERIAL_MAX];
 	char		 serial[FC_CERT_SERIAL_MAX];
 	char		 device_id[FC_DEVICE_ID_MAX];
@@ -267,6 +268,7 @@ collect_due(void *arg, const struct inv_due *d)
 	size_t spki_len = 0;
 
 	memset(it, 0, sizeof(*it));
+	it->old_rowid = d->rowid;
 	snprintf(it->old_serial, sizeof(it->old_serial), "%s", d->serial);
 	snprintf(it->device_id, sizeof(it->device_id), "%s", d->device_id);
 	snprintf(it->se_serial, sizeof(it->se_serial), "%s", d->se_serial);
@@ -355,8 +357,8 @@ reserve_batch(struct renew *r, struct batch *b)
 		result = ca_serial_new(it->serial);
 		if (result != FC_OK)
 			goto out;
-		result = inv_renew_reserve(r->db, it->old_serial, it->device_id,
-		    it->serial, ACTOR);
+		result = inv_renew_reserve_row(r->db, it->old_rowid,
+		    it->old_serial, it->device_id, it->serial, ACTOR);
 		if (result == FC_ECONFLICT) {
 			/* Renewed meanwhile (another path); nothing to do. */
 			it->skip = 1;
