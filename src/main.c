@@ -287,7 +287,8 @@ daemon_stop(struct daemon *d)
  *   1. the one-writer lock  2. the signer (forks; before the database is
  *   opened and before any thread exists)  3. the database (migrated)
  *   4. the scheduler (blocks signals: before any thread)  5. hub client,
- *   renewal and delivery  6. operator API  7. enrolment listener.
+ *   renewal and delivery (renew_service)  6. operator API  7. enrolment
+ *   listener.
  * Then READY=1. Returns FC_OK or the first failure (logged).
  */
 static enum fc_err
