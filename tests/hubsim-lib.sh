@@ -9,6 +9,7 @@ command -v curl >/dev/null && command -v openssl >/dev/null &&
 
 . "$top_srcdir/tests/start-hubsim.sh" || exit 99
 trap hubsim_cleanup EXIT INT TERM
+[ -n "${HUBSIM_KEEP:-}" ] && trap - EXIT
 
 TESTS_RUN=0
 
