@@ -38,12 +38,14 @@ daemon_start() {
 daemon_stop() {
 	kill $DPID 2>/dev/null || true
 	wait $DPID 2>/dev/null || true
+	DPID=
 	if grep -q 'Sanitizer\|runtime error:' "$T/d.log"; then
 		cat "$T/d.log" >&2
 		fail "sanitizer finding in fleetcertd"
 	fi
 }
-trap 'kill $DPID 2>/dev/null; enrol_cleanup' EXIT INT TERM
+DPID=
+trap '[ -n "$DPID" ] && kill $DPID 2>/dev/null; enrol_cleanup' EXIT INT TERM
 
 daemon_start
 "$DEV" --url "$URL" --root "$ROOT" --serial 0123a1b2c3d4e5f631 \
