@@ -235,6 +235,24 @@ out:
 	return result;
 }
 
+enum fc_err
+enrol_reconfigure(struct enrol *e, const struct cfg *cfg)
+{
+	e->cfg = cfg;
+	e->ttl = cfg->challenge_ttl_seconds;
+	e->allow_new_key = cfg->allow_new_key;
+	e->renew_before_days = cfg->renew_before_days;
+	e->jitter_days = cfg->jitter_days;
+	enrol_limit_set(e->per_serial, cfg->per_serial_per_hour);
+	enrol_limit_set(e->per_addr, cfg->per_address_per_minute);
+	log_info("enrol: settings reloaded (challenge TTL %d s, %d challenges "
+	    "per serial per hour, %d requests per address per minute, new "
+	    "keys %s)", cfg->challenge_ttl_seconds, cfg->per_serial_per_hour,
+	    cfg->per_address_per_minute, cfg->allow_new_key ? "allowed" :
+	    "refused");
+	return FC_OK;
+}
+
 void
 enrol_free(struct enrol *e)
 {
@@ -300,7 +318,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	const char *why;
 	int64_t now = fc_now();
 	enum fc_err result;
-	int retry, tries;
+	int retry, tries, ttl = e->ttl;
 
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
@@ -326,7 +344,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 			goto fail;
 		}
 		result = inv_challenge_insert(db, nonce, req.serial,
-		    now + e->ttl);
+		    now + ttl);
 		if (result != FC_ECONFLICT)
 			break;
 	}
@@ -339,7 +357,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	enrol_stat_add(e, &e->st.challenges, "challenge");
 	log_debug("enrol %s: challenge for %s", req.serial, peer);
 	result = enrol_answer_json(ans, 200, json_pack("{s:s,s:i}", "nonce", b64,
-	    "expiresIn", e->ttl));
+	    "expiresIn", ttl));
 	free(b64);
 	return result;
 fail:

@@ -155,6 +155,15 @@ enum fc_err enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 void enrol_free(struct enrol *e);
 
 /*
+ * Applies a reloaded configuration (SIGHUP) while requests run: challenge
+ * TTL, allow_new_key, the two rate limits (counts so far are kept),
+ * renewAfter's settings and the hub sections. cfg must outlive e (main.c
+ * keeps retired configurations). Listen address and TLS files apply at
+ * restart. FC_OK.
+ */
+enum fc_err enrol_reconfigure(struct enrol *e, const struct cfg *cfg);
+
+/*
  * The two handlers. db is the calling thread's connection, or NULL to borrow
  * one from the endpoint's pool. peer is the client's address as text (rate
  * limit per address, audit). They always fill *ans (on internal failure

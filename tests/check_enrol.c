@@ -847,6 +847,22 @@ START_TEST(test_rate_limits)
 	ck_assert_int_ge(a.retry_after, 1);
 	ck_assert_int_le(a.retry_after, 3600);
 	enrol_answer_clear(&a);
+	/* A reload raises the limit and changes the TTL at once. */
+	cfg.per_serial_per_hour = 11;
+	cfg.challenge_ttl_seconds = 60;
+	ck_assert_int_eq(enrol_reconfigure(en, &cfg), FC_OK);
+	ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_ptr_nonnull(strstr(a.body, "\"expiresIn\":60"));
+	enrol_answer_clear(&a);
+	ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 429);
+	enrol_answer_clear(&a);
+	cfg.per_serial_per_hour = 10;
+	cfg.challenge_ttl_seconds = 300;
+	ck_assert_int_eq(enrol_reconfigure(en, &cfg), FC_OK);
 	/* Another serial from the same address still works. */
 	free(challenge(d.serial));
 	/* An hour later the serial may ask again. */
