@@ -428,7 +428,8 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	const char *why, *cause = NULL;
 	int64_t expires_at = 0, now = fc_now();
 	enum fc_err result;
-	int retry, known = 0, self_ok = 0;
+	struct enrol_csr csr;
+	int retry, known = 0, self_ok = 0, same_key = 0;
 
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
@@ -437,8 +438,7 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		return answer_limited(e, ans, retry);
 	result = enrol_req_parse(body, len, ENROL_REQ_REENROL, &req, &why);
 	if (result == FC_OK) {
-		result = enrol_csr_inspect(req.csr, req.csr_len, &spki,
-		    &spki_len, &self_ok);
+		result = enrol_csr_parse(req.csr, req.csr_len, &csr);
 		why = "bad csr: not a DER PKCS#10 request";
 	}
 	if (result == FC_ENOMEM)
@@ -488,12 +488,28 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	enrol_digest(req.nonce, req.serial_raw, req.csr, req.csr_len, NULL, d);
 	if (enrol_sig_verify(key, d, req.sig) != FC_OK && cause == NULL)
 		cause = "identity signature does not verify";
-	if (!self_ok && cause == NULL)
-		cause = "CSR self-signature does not verify";
-	if (cause == NULL && !e->allow_new_key &&
-	    (spki_len != dev.identity_key_len ||
-	    memcmp(spki, dev.identity_key, spki_len) != 0))
+
+	/* The CSR. Same key as the identity key (the default and the common
+	 * case): its self-signature is checked with the parsed identity key.
+	 * An unknown serial gets the same work against the decoy. Another
+	 * key (allow_new_key) is decoded and checked the general way. */
+	same_key = known && dev.identity_key != NULL &&
+	    csr.spki_len == dev.identity_key_len &&
+	    memcmp(csr.spki, dev.identity_key, csr.spki_len) == 0;
+	if (same_key || cause != NULL) {
+		self_ok = enrol_csr_verify(&csr, key) == FC_OK;
+		if (same_key && !self_ok && cause == NULL)
+			cause = "CSR self-signature does not verify";
+	} else if (!e->allow_new_key) {
 		cause = "CSR key is not the identity key";
+	} else {
+		result = enrol_csr_inspect(req.csr, req.csr_len, &spki,
+		    &spki_len, &self_ok);
+		if (result == FC_ENOMEM)
+			goto fail;
+		if (result != FC_OK || !self_ok)
+			cause = "CSR self-signature does not verify";
+	}
 	if (cause != NULL) {
 		audit_refusal(e, db, &req, known ? dev.device_id : NULL, peer,
 		    "enrol.reject", cause);
@@ -512,7 +528,8 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		    "allowed to re-enrol");
 		goto out;
 	}
-	result = enrol_issue(e, db, &dev, spki, spki_len, peer, ans);
+	result = enrol_issue(e, db, &dev, same_key ? dev.identity_key : spki,
+	    same_key ? dev.identity_key_len : spki_len, peer, ans);
 	if (result == FC_EPERM) {
 		audit_refusal(e, db, &req, dev.device_id, peer,
 		    "enrol.forbidden", "revoked during the re-enrolment");
