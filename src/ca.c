@@ -9,6 +9,7 @@
 #define OPENSSL_API_COMPAT 10101	/* ENGINE and EC_KEY: libp11 needs them */
 #include "fc_build.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,9 +111,12 @@ load_pem_key(struct ca *ca, const struct cfg *cfg, char *why, size_t whylen)
 			goto out;
 		}
 	}
-	result = fc_file_read(cfg->ca_key, CA_FILE_MAX, &pem, &pem_len);
+	/* The key is a secret like the others: not readable by others, and
+	 * a bare name is a systemd credential (LoadCredential=). */
+	result = cfg_secret_read(cfg->ca_key, &pem, &pem_len, err,
+	    sizeof(err));
 	if (result != FC_OK) {
-		say(why, whylen, "key %s: cannot read", cfg->ca_key);
+		say(why, whylen, "key: %s", err);
 		goto out;
 	}
 	result = FC_ECRYPTO;
@@ -147,11 +151,9 @@ pct_decode(const char *src, size_t len)
 	for (i = 0; i < len; i++) {
 		if (src[i] == '%') {
 			unsigned v;
-			if (i + 2 >= len) {
-				free(out);
-				return NULL;
-			}
-			if (sscanf(src + i + 1, "%2x", &v) != 1) {
+			if (i + 2 >= len || !isxdigit((unsigned char)src[i + 1]) ||
+			    !isxdigit((unsigned char)src[i + 2]) ||
+			    sscanf(src + i + 1, "%2x", &v) != 1 || v == 0) {
 				free(out);
 				return NULL;
 			}

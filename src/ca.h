@@ -36,7 +36,9 @@ enum ca_load_flags {
 
 /*
  * Loads [ca] certificate, chain and (unless CA_LOAD_CERT_ONLY) the key of
- * cfg: a PEM file (encrypted ones with key_passphrase_file) or a pkcs11: URI
+ * cfg: a PEM file read like any secret (cfg_secret_read: refused when
+ * others may read it; a bare name is a systemd credential), encrypted ones
+ * with key_passphrase_file, or a pkcs11: URI
  * (PIN from key_pin_file, never from the URI; "module-path" in the URI's
  * query selects the PKCS#11 module, default p11-kit's proxy). Checks that
  * the key matches the certificate and that it is a CA certificate.

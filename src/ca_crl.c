@@ -76,8 +76,9 @@ ca_crl_add(struct ca_crl *crl, const struct ca_crl_entry *e)
 			return FC_EINVAL;
 		serial[i] = (unsigned char)(hi << 4 | lo);
 	}
+	/* Reason 7 is unassigned; times must fit GeneralizedTime (9999). */
 	if (e->reason < 0 || e->reason > 10 || e->reason == 7 ||
-	    e->revoked_at < 0)
+	    e->revoked_at < 0 || e->revoked_at > 253402300799LL)
 		return FC_EINVAL;
 
 	m = der_open(&crl->entries, DER_SEQUENCE);

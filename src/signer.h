@@ -67,7 +67,10 @@ struct signer_status {
 	char		reason[160];	/* why it is down; "" when up */
 	pid_t		worker_pid;	/* 0 when unknown */
 };
-/* Fills *st; returns st->up. Never blocks on the signer. */
+/* Fills *st; returns st->up. When no request is in flight it first
+ * checks, without waiting, whether the worker died or a restarted one is
+ * ready, so that polling it (a health job) notices a dead signer before
+ * any request does. Never blocks on the signer. */
 int signer_health(struct signer_status *st);
 
 /*

@@ -35,12 +35,13 @@ static struct {
 	pthread_mutex_t	 st_mu;		/* st only: health never waits */
 	int		 ctl;		/* to the supervisor */
 	int		 data;		/* to the current worker, or -1 */
+	int		 pending;	/* a new worker's socket, not ready yet */
 	pid_t		 sup;
 	uint32_t	 next_id;
 	int		 started;	/* workers seen */
 	struct signer_status st;
 } cl = { .mu = PTHREAD_MUTEX_INITIALIZER, .st_mu = PTHREAD_MUTEX_INITIALIZER,
-    .ctl = -1, .data = -1 };
+    .ctl = -1, .data = -1, .pending = -1 };
 
 static void
 set_down(const char *reason)
@@ -112,9 +113,14 @@ recv_msg(int fd, void *buf, size_t cap, uint32_t type, int ms,
 	return FC_OK;
 }
 
-/* Makes sure a worker is connected and ready; mutex held. */
+/*
+ * Makes sure a worker is connected and ready; mutex held. Waits up to
+ * fd_ms for the supervisor to hand over a new worker's socket and up to
+ * ready_ms for that worker to report its key loaded. With ready_ms 0 (a
+ * health probe) a worker still loading stays pending: FC_EBUSY.
+ */
 static enum fc_err
-worker_get(int wait_ms)
+worker_get(int fd_ms, int ready_ms)
 {
 	struct signer_answer_msg a;
 	size_t n;
@@ -123,21 +129,28 @@ worker_get(int wait_ms)
 
 	if (cl.data >= 0)
 		return FC_OK;
-	if (cl.ctl < 0)
-		return FC_EIO;
-	fd = recv_fd(cl.ctl, wait_ms);
-	if (fd == -2) {
-		set_down("signer supervisor is gone");
-		close(cl.ctl);
-		cl.ctl = -1;
-		return FC_EIO;
+	if (cl.pending < 0) {
+		if (cl.ctl < 0)
+			return FC_EIO;
+		fd = recv_fd(cl.ctl, fd_ms);
+		if (fd == -2) {
+			set_down("signer supervisor is gone");
+			close(cl.ctl);
+			cl.ctl = -1;
+			return FC_EIO;
+		}
+		if (fd < 0) {
+			if (cl.st.reason[0] == '\0')
+				set_down("signer restarting");
+			return FC_EBUSY;
+		}
+		cl.pending = fd;
 	}
-	if (fd < 0) {
-		if (cl.st.reason[0] == '\0')
-			set_down("signer restarting");
+	fd = cl.pending;
+	r = recv_msg(fd, &a, sizeof(a), SIGNER_READY, ready_ms, &n);
+	if (r == FC_EBUSY && ready_ms == 0)
 		return FC_EBUSY;
-	}
-	r = recv_msg(fd, &a, sizeof(a), SIGNER_READY, READY_TIMEOUT_MS, &n);
+	cl.pending = -1;
 	if (r != FC_OK || n != offsetof(struct signer_answer_msg, der)) {
 		close(fd);
 		set_down("signer worker did not start");
@@ -234,7 +247,7 @@ signer_start(const struct cfg *cfg, char *why, size_t whylen)
 	pthread_mutex_lock(&cl.st_mu);
 	memset(&cl.st, 0, sizeof(cl.st));
 	pthread_mutex_unlock(&cl.st_mu);
-	r = worker_get(READY_TIMEOUT_MS);
+	r = worker_get(READY_TIMEOUT_MS, READY_TIMEOUT_MS);
 	if (r != FC_OK)
 		snprintf(why, whylen, "%s", cl.st.reason[0] ? cl.st.reason :
 		    "signer did not start");
@@ -250,9 +263,11 @@ signer_stop(void)
 	pthread_mutex_lock(&cl.mu);
 	if (cl.data >= 0)
 		close(cl.data);
+	if (cl.pending >= 0)
+		close(cl.pending);
 	if (cl.ctl >= 0)
 		close(cl.ctl);
-	cl.data = cl.ctl = -1;
+	cl.data = cl.pending = cl.ctl = -1;
 	if (cl.sup > 0) {
 		/* The supervisor sees ctl close and ends the worker. */
 		int status;
@@ -267,9 +282,36 @@ signer_stop(void)
 	pthread_mutex_unlock(&cl.mu);
 }
 
+/* Between requests: notices a dead worker (EOF on its socket) and picks
+ * up a restarted one, without waiting. Mutex held. */
+static void
+probe(void)
+{
+	struct pollfd p = { .fd = cl.data, .events = POLLIN };
+	char b;
+
+	if (cl.data >= 0) {
+		if (poll(&p, 1, 0) <= 0)
+			return;
+		if ((p.revents & (POLLHUP | POLLERR)) != 0 ||
+		    recv(cl.data, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+			worker_lost(FC_EIO);
+		else
+			worker_lost(FC_EINTERNAL);	/* unasked answer */
+		return;
+	}
+	(void)worker_get(0, 0);
+}
+
 int
 signer_health(struct signer_status *st)
 {
+	/* Only when no request is in flight: health never waits. */
+	if (pthread_mutex_trylock(&cl.mu) == 0) {
+		if (cl.sup > 0)
+			probe();
+		pthread_mutex_unlock(&cl.mu);
+	}
 	pthread_mutex_lock(&cl.st_mu);
 	*st = cl.st;
 	pthread_mutex_unlock(&cl.st_mu);
@@ -333,7 +375,7 @@ exchange(const void *req, size_t len, struct signer_answer_msg *a,
 {
 	enum fc_err r;
 
-	r = worker_get(0);
+	r = worker_get(0, READY_TIMEOUT_MS);
 	if (r != FC_OK)
 		return r;
 	r = send_msg(req, len);
@@ -473,7 +515,7 @@ signer_crl(uint64_t crl_number, int (*next)(void *arg, struct ca_crl_entry *e),
 		return FC_ENOMEM;
 	}
 	pthread_mutex_lock(&cl.mu);
-	r = worker_get(0);
+	r = worker_get(0, READY_TIMEOUT_MS);
 	if (r != FC_OK) {
 		snprintf(why, whylen, "signer unavailable");
 		goto out;

@@ -54,6 +54,10 @@ run() {
 }
 run "$uri" pin hsm-dev-1 spki dev.spki c1.der || { cat err.log; fail "issue (spki)"; }
 run "$uri" pin hsm-dev-2 csr dev.csr c2.der || { cat err.log; fail "issue (csr)"; }
+# RFC 7512 percent-encoding in the module path.
+enc=$(printf '%s' "$module" | sed 's/\./%2E/g')
+run "pkcs11:token=fleetcert-ca;object=ca-key;type=private?module-path=$enc" pin \
+	hsm-dev-3 spki dev.spki c3.der || { cat err.log; fail "issue (encoded module-path)"; }
 for c in c1 c2; do
 	openssl x509 -inform DER -in $c.der -out $c.pem
 	openssl verify -CAfile ca/root.pem -untrusted ca/intermediate.pem $c.pem >/dev/null ||
@@ -65,6 +69,20 @@ done
 	fail "CRL from the token"
 openssl crl -in crl.der.pem -CAfile ca/chain.pem -noout 2>&1 | grep -q "verify OK" || fail "CRL verify"
 echo "ok: certificates and CRL signed in the token"
+
+# An RSA CA key in the token (imported with pkcs11-tool).
+sh "$top_srcdir/tests/mkca.sh" "$t/rsa" rsa
+openssl pkcs8 -topk8 -nocrypt -in rsa/intermediate.key -outform DER -out rsa.p8
+pkcs11-tool --module "$module" --token-label fleetcert-ca --login --pin $PIN \
+	--write-object rsa.p8 --type privkey --id 03 --label rsa-key >/dev/null 2>&1 ||
+	fail "import RSA key"
+"$tool" -c rsa/intermediate.pem -k "pkcs11:token=fleetcert-ca;object=rsa-key;type=private?module-path=$module" \
+	-p pin issue hsm-rsa-1 0123456789abcdef09 csr dev.csr r1.der >>out.log 2>>err.log ||
+	{ cat err.log; fail "issue with the RSA token key"; }
+openssl x509 -inform DER -in r1.der -out r1.pem
+openssl verify -CAfile rsa/root.pem -untrusted rsa/intermediate.pem r1.pem >/dev/null || fail "r1: verify"
+openssl x509 -in r1.pem -noout -text | grep -q "Signature Algorithm: sha256WithRSAEncryption" || fail "r1: sigalg"
+echo "ok: RSA CA key in the token"
 
 # expect_fail NAME EXIT_CODE REASON: a clear message, no crash.
 expect_fail() {

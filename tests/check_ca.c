@@ -388,6 +388,64 @@ START_TEST(test_csr_refused)
 }
 END_TEST
 
+/* Random damage to a CSR and to an SPKI: refused or (rarely) accepted,
+ * never a crash (the sanitizer build runs this too). */
+START_TEST(test_mutations)
+{
+	struct ca *ca = load(ec_dir);
+	EVP_PKEY *k = keygen("P-256"), *r = keygen("RSA2048");
+	unsigned char *csr, *spki, *rcsr, *buf;
+	size_t clen, slen, rlen;
+	struct ca_issue_req q;
+	struct ca_cert *c;
+	char serial[FC_CERT_SERIAL_MAX], why[256];
+	unsigned char rnd[3];
+	int i, accepted = 0;
+	enum fc_err e;
+
+	csr = csr_of(k, &clen);
+	spki = spki_of(k, &slen);
+	rcsr = csr_of(r, &rlen);
+	buf = malloc(4096);
+	for (i = 0; i < 3000; i++) {
+		const unsigned char *src = i % 3 == 0 ? csr : i % 3 == 1 ?
+		    spki : rcsr;
+		size_t len = i % 3 == 0 ? clen : i % 3 == 1 ? slen : rlen;
+		RAND_bytes(rnd, sizeof(rnd));
+		memcpy(buf, src, len);
+		buf[((size_t)rnd[0] << 8 | rnd[1]) % len] ^= (unsigned char)(
+		    rnd[2] ? rnd[2] : 1);
+		if (i % 7 == 0)
+			len -= rnd[2] % len;
+		req_init(&q, serial, "dev-mut");
+		if (i % 3 == 1) {
+			q.spki = buf;
+			q.spki_len = len;
+		} else {
+			q.csr = buf;
+			q.csr_len = len;
+		}
+		c = NULL;
+		e = ca_cert_issue(ca, &q, &c, why, sizeof(why));
+		ck_assert_msg(e == FC_OK || e == FC_EINVAL, "mutation %d: %d",
+		    i, e);
+		if (e == FC_OK)
+			accepted++;
+		ca_cert_free(c);
+	}
+	/* Only SPKI damage that keeps a valid key can pass (e.g. an RSA
+	 * exponent bit); CSR damage never verifies. */
+	ck_assert_int_lt(accepted, 100);
+	free(buf);
+	OPENSSL_free(csr);
+	OPENSSL_free(spki);
+	OPENSSL_free(rcsr);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(r);
+	ca_free(ca);
+}
+END_TEST
+
 START_TEST(test_spki_refused)
 {
 	struct ca *ca = load(ec_dir);
@@ -538,6 +596,24 @@ START_TEST(test_key_files)
 	cfg_for(&cfg, ec_dir);
 	cfg.ca_key = "/nonexistent/key.pem";
 	ck_assert_int_eq(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_EIO);
+	/* A CA key others can read is refused, and so is a symlink. */
+	snprintf(cmd, sizeof(cmd), "cp %s/intermediate.key %s/open.key && "
+	    "chmod 644 %s/open.key && ln -s %s/intermediate.key %s/link.key",
+	    ec_dir, d, d, ec_dir, d);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/open.key", d);
+	cfg.ca_key = cmd;
+	ck_assert_int_eq(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_EPERM);
+	ck_assert_ptr_nonnull(strstr(why, "accessible to others"));
+	snprintf(cmd, sizeof(cmd), "%s/link.key", d);
+	ck_assert_int_ne(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_OK);
+	/* A bare name is a systemd credential. */
+	setenv("CREDENTIALS_DIRECTORY", ec_dir, 1);
+	cfg.ca_key = "intermediate.key";
+	ck_assert_int_eq(ca_load(&cfg, 0, &ca, why, sizeof(why)), FC_OK);
+	ca_free(ca);
+	ca = NULL;
+	unsetenv("CREDENTIALS_DIRECTORY");
 	cfg_for(&cfg, ec_dir);
 	ck_assert_int_eq(ca_load(&cfg, CA_LOAD_CERT_ONLY, &ca, why,
 	    sizeof(why)), FC_OK);
@@ -575,6 +651,11 @@ crl_build(struct ca *ca, uint64_t number, int n)
 	snprintf(e.serial, sizeof(e.serial), "12");
 	e.reason = 7;
 	ck_assert_int_eq(ca_crl_add(crl, &e), FC_EINVAL);
+	e.reason = 1;
+	e.revoked_at = 253402300800LL;
+	ck_assert_int_eq(ca_crl_add(crl, &e), FC_EINVAL);
+	e.revoked_at = 2524608000LL;	/* 2050: GeneralizedTime */
+	ck_assert_int_eq(ca_crl_add(crl, &e), FC_OK);
 	ck_assert_int_eq(ca_crl_finish(crl, &der, &len), FC_OK);
 	ca_crl_free(crl);
 	p = der;
@@ -603,7 +684,7 @@ START_TEST(test_crl)
 		ck_assert_int_eq(X509_CRL_get_version(x), 1);
 		/* No entries: the field is absent (RFC 5280 5.1.2.6). */
 		ck_assert_int_eq(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(x)),
-		    n == 0 ? -1 : n);
+		    n + 1);
 		num = X509_CRL_get_ext_d2i(x, NID_crl_number, &crit, NULL);
 		ck_assert_ptr_nonnull(num);
 		ck_assert_int_eq(ASN1_INTEGER_get(num), 7 + i);
@@ -647,6 +728,23 @@ forged(int fd, const void *msg, size_t len)
 	return a.status;
 }
 
+struct serve_arg {
+	int		 fd;
+	struct ca	*ca;
+	int		 rc;
+};
+
+static void *
+serve_thread(void *arg)
+{
+	struct serve_arg *a = arg;
+
+	a->rc = signer_serve(a->fd, a->ca);
+	return NULL;
+}
+
+/* The worker's loop runs in a thread here, so that the sanitizers see
+ * its memory too. */
 START_TEST(test_signer_forged)
 {
 	struct ca *ca = load(ec_dir);
@@ -654,16 +752,15 @@ START_TEST(test_signer_forged)
 	EVP_PKEY *k = keygen("P-256");
 	unsigned char *der, junk[SIGNER_MSG_MAX + 100];
 	size_t len, base = offsetof(struct signer_issue_msg, key);
-	int sv[2], status;
-	pid_t pid;
+	struct serve_arg sa;
+	pthread_t th;
+	int sv[2];
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(sv[0]);
-		_exit(signer_serve(sv[1], ca));
-	}
-	close(sv[1]);
+	sa.fd = sv[1];
+	sa.ca = ca;
+	sa.rc = -1;
+	ck_assert_int_eq(pthread_create(&th, NULL, serve_thread, &sa), 0);
 	der = spki_of(k, &len);
 
 	memset(junk, 0x41, sizeof(junk));
@@ -709,13 +806,61 @@ START_TEST(test_signer_forged)
 		    sizeof(f), 9 };
 		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
 	}
+	/* CRL messages: a BEGIN of the wrong size, entries with a count that
+	 * disagrees with the message, an unterminated serial. */
+	{
+		struct signer_crl_begin_msg b = { { SIGNER_MAGIC,
+		    SIGNER_CRL_BEGIN, sizeof(b), 10 }, 5 };
+		struct signer_crl_entries_msg *en = calloc(1, sizeof(*en));
+		struct signer_hdr f = { SIGNER_MAGIC, SIGNER_CRL_FINISH,
+		    sizeof(f), 11 };
+		struct signer_answer_msg a;
+		unsigned char chunk[SIGNER_MSG_MAX];
+		size_t elen = offsetof(struct signer_crl_entries_msg, e) +
+		    sizeof(en->e[0]);
+
+		b.h.length = sizeof(b) + 1;
+		ck_assert_int_eq(forged(sv[0], &b, sizeof(b)), FC_EINVAL);
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		b.h.length = sizeof(b);
+		en->h.magic = SIGNER_MAGIC;
+		en->h.type = SIGNER_CRL_ENTRIES;
+		en->h.length = (uint32_t)elen;
+		en->count = 2;
+		strcpy(en->e[0].serial, "abcdef");
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(send(sv[0], en, elen, 0), (ssize_t)elen);
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		en->count = 1;
+		memset(en->e[0].serial, '1', sizeof(en->e[0].serial));
+		b.number = 6;
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(send(sv[0], en, elen, 0), (ssize_t)elen);
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		/* A good one: answer, then the DER in DATA messages. */
+		strcpy(en->e[0].serial, "abcdef");
+		b.number = 7;
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(send(sv[0], en, elen, 0), (ssize_t)elen);
+		ck_assert_int_eq(send(sv[0], &f, sizeof(f), 0), sizeof(f));
+		ck_assert_int_gt(recv(sv[0], &a, sizeof(a), 0), 0);
+		ck_assert_int_eq(a.status, FC_OK);
+		ck_assert_int_gt(a.total, 100);
+		ck_assert_int_eq(recv(sv[0], chunk, sizeof(chunk), 0),
+		    (ssize_t)(sizeof(struct signer_hdr) + a.total));
+		/* CRL numbers only go up. */
+		ck_assert_int_eq(send(sv[0], &b, sizeof(b), 0), sizeof(b));
+		ck_assert_int_eq(forged(sv[0], &f, sizeof(f)), FC_EINVAL);
+		free(en);
+	}
 	/* And the signer still serves a well-formed request. */
 	m->h.type = SIGNER_ISSUE_SPKI;
 	ck_assert_int_eq(forged(sv[0], m, base + len), FC_OK);
 
 	close(sv[0]);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	pthread_join(th, NULL);
+	close(sv[1]);
+	ck_assert_int_eq(sa.rc, 0);
 	OPENSSL_free(der);
 	EVP_PKEY_free(k);
 	free(m);
@@ -832,6 +977,24 @@ START_TEST(test_signer_process)
 	ck_assert_int_eq(signer_health(&st), 1);
 	ck_assert_int_eq(st.restarts, 1);
 	ck_assert_int_ne(st.worker_pid, old);
+
+	/* Polling the health alone notices a dead worker, then the new one
+	 * (after the back-off, now 2 s). */
+	old = st.worker_pid;
+	ck_assert_int_eq(kill(old, SIGKILL), 0);
+	for (i = 0; i < 50 && signer_health(&st); i++)
+		usleep(100000);
+	ck_assert_int_eq(st.up, 0);
+	ck_assert_str_eq(st.reason, "signer worker exited");
+	for (i = 0; i < 100 && !signer_health(&st); i++)
+		usleep(100000);
+	ck_assert_int_eq(st.up, 1);
+	ck_assert_int_eq(st.restarts, 2);
+	ck_assert_int_ne(st.worker_pid, old);
+	ck_assert_int_eq(ca_serial_new(serial), FC_OK);
+	ck_assert_int_eq(signer_issue(&r, &c, why, sizeof(why)), FC_OK);
+	ca_cert_free(c);
+	c = NULL;
 	signer_stop();
 	ck_assert_int_eq(signer_health(&st), 0);
 	ck_assert_int_eq(signer_issue(&r, &c, why, sizeof(why)), FC_EIO);
@@ -999,6 +1162,7 @@ main(void)
 	tcase_add_test(tc, test_issue_rsa_ca);
 	tcase_add_test(tc, test_csr_refused);
 	tcase_add_test(tc, test_spki_refused);
+	tcase_add_test(tc, test_mutations);
 	tcase_add_test(tc, test_request_checks);
 	tcase_add_test(tc, test_key_files);
 	tcase_add_test(tc, test_crl);
