@@ -153,6 +153,7 @@ struct inv_delivery {
 	char		 old_serial[FC_CERT_SERIAL_MAX];
 	int64_t		 old_not_after;
 	int64_t		 renew_at, not_after;	/* of the new certificate */
+	enum inv_dev_status dev_status;
 };
 
 /*
