@@ -316,7 +316,8 @@ entry(struct import_ctx *ctx, struct signer *s, json_t *e, long line,
 	unsigned char spki[IMPORT_P256_SPKI_LEN];
 	size_t siglen = 0, derlen = 0;
 	const char *pt, *pl, *st, *alg, *x5t, *uid, *hid, *c0;
-	char why[160], serial[FC_SE_SERIAL_LEN], devid[FC_DEVICE_ID_MAX];
+	char why[160], serial[FC_SE_SERIAL_LEN], hserial[FC_SE_SERIAL_LEN];
+	char devid[FC_DEVICE_ID_MAX];
 	enum fc_err result = FC_OK;
 
 	memset(&r, 0, sizeof(r));
@@ -361,7 +362,8 @@ entry(struct import_ctx *ctx, struct signer *s, json_t *e, long line,
 		E("payload uniqueId is not an ATECC608B serial (18 hex digits "
 		    "starting 0123)");
 	hid = str_member(json_object_get(e, "header"), "uniqueId");
-	if (hid != NULL && strcmp(hid, uid) != 0)
+	if (hid != NULL && (fc_se_serial_canon(hid, hserial) != FC_OK ||
+	    strcmp(hserial, serial) != 0))
 		E("unsigned header uniqueId differs from the signed payload's "
 		    "(%s)", serial);
 

@@ -325,7 +325,9 @@ START_TEST(csv_bad_rows)
 {
 	struct tdev good, t, other;
 	EVP_PKEY *rsa = EVP_RSA_gen(1024), *p384 = EVP_EC_gen("P-384");
+	EVP_PKEY *comp = EVP_EC_gen("P-256");
 	char *rsa64 = spki_b64_of(rsa), *p384_64 = spki_b64_of(p384);
+	char *comp64;
 	char *off64, *trunc64, *short64, *garbage64;
 	unsigned char offcurve[91];
 	struct {
@@ -338,6 +340,9 @@ START_TEST(csv_bad_rows)
 	tdev_make(&good, 100, 0, 0, 0);
 	tdev_make(&t, 101, 1, -1, 365);
 	tdev_make(&other, 102, 1, -1, 365);
+	ck_assert(EVP_PKEY_set_utf8_string_param(comp, "point-format",
+	    "compressed"));
+	comp64 = spki_b64_of(comp);
 	memcpy(offcurve, t.d.spki, 91);
 	offcurve[90] ^= 0x01;
 	off64 = fgen_b64(offcurve, 91);
@@ -346,6 +351,7 @@ START_TEST(csv_bad_rows)
 	garbage64 = fgen_b64((const unsigned char *)"hello world", 11);
 
 #define CASE(ndl, ...) do { \
+	ck_assert_uint_lt(ncases, FC_ARRAY_LEN(cases)); \
 	snprintf(lines[ncases], sizeof(lines[0]), __VA_ARGS__); \
 	cases[ncases].line = lines[ncases]; \
 	cases[ncases].needle = ndl; \
@@ -365,6 +371,8 @@ START_TEST(csv_bad_rows)
 	    p384_64);
 	CASE("not a point on P-256", "%s,%s,%s,,ca,,,", t.d.id, t.d.serial,
 	    off64);
+	CASE("must be an uncompressed P-256 point", "%s,%s,%s,,ca,,,", t.d.id,
+	    t.d.serial, comp64);
 	CASE("not valid base64", "%s,%s,%s,,ca,,,", t.d.id, t.d.serial,
 	    trunc64);
 	CASE("not a DER SubjectPublicKeyInfo", "%s,%s,%s,,ca,,,", t.d.id,
@@ -443,6 +451,8 @@ START_TEST(csv_bad_rows)
 	}
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(p384);
+	EVP_PKEY_free(comp);
+	free(comp64);
 	free(rsa64);
 	free(p384_64);
 	free(off64);
@@ -799,6 +809,7 @@ START_TEST(manifest_bad_entries)
 	ck_assert_int_eq(res.imported, 0);
 	ck_assert_int_eq(res.skipped, 8);
 	ck_assert_uint_eq(res.nerrors, 6);
+#ifndef MERR
 #define MERR(idx, needle) do { \
 	size_t k_; int f_ = 0; \
 	for (k_ = 0; k_ < res.nerrors; k_++) \
@@ -808,6 +819,7 @@ START_TEST(manifest_bad_entries)
 	if (!f_) { dump_errors(); ck_abort_msg("entry %d: no \"%s\"", \
 	    (int)(idx), needle); } \
 } while (0)
+#endif
 	MERR(1, "signature does not verify");
 	MERR(2, "unsigned header uniqueId differs");
 	MERR(3, "JWK differs from the x5c[0]");
@@ -837,6 +849,112 @@ START_TEST(manifest_bad_entries)
 	}
 	X509_free(other_cert);
 	EVP_PKEY_free(other_key);
+}
+END_TEST
+
+/* Signs a payload edited by edit() (on the parsed payload object). */
+static char *
+entry_edited(const struct tdev *t, void (*edit)(json_t *, const struct tdev *))
+{
+	char *pl = fgen_payload(gen, t->d.serial, t->d.point, t->der,
+	    t->derlen), *out, *e;
+	json_t *j = json_loads(pl, 0, NULL);
+
+	edit(j, t);
+	out = json_dumps(j, JSON_COMPACT);
+	e = fgen_jws(fgen_signer_key(gen), fgen_signer_cert(gen), out, NULL);
+	json_decref(j);
+	free(pl);
+	free(out);
+	return e;
+}
+
+static json_t *
+jwk0(json_t *payload)
+{
+	return json_array_get(json_object_get(json_object_get(payload,
+	    "publicKeySet"), "keys"), 0);
+}
+
+static void
+edit_x5c_up(json_t *p, const struct tdev *t)
+{
+	json_object_set(p, "x5c", json_object_get(jwk0(p), "x5c"));
+	json_object_del(jwk0(p), "x5c");
+}
+
+static void
+edit_bad_uid(json_t *p, const struct tdev *t)
+{
+	json_object_set_new(p, "uniqueId", json_string("0124000000000001ee"));
+}
+
+static void
+edit_rsa(json_t *p, const struct tdev *t)
+{
+	json_object_set_new(jwk0(p), "kty", json_string("RSA"));
+}
+
+static void
+edit_off_curve(json_t *p, const struct tdev *t)
+{
+	unsigned char y[32];
+	char *b;
+
+	memcpy(y, t->d.point + 33, 32);
+	y[31] ^= 1;
+	b = fgen_b64url(y, 32);
+	json_object_set_new(jwk0(p), "y", json_string(b));
+	free(b);
+}
+
+static void
+edit_no_kid0(json_t *p, const struct tdev *t)
+{
+	json_object_set_new(jwk0(p), "kid", json_string("2"));
+}
+
+START_TEST(manifest_variants)
+{
+	struct tdev t[7];
+	char *e[7], *orig, *h;
+	struct inv_device d;
+	int i;
+
+	for (i = 0; i < 7; i++)
+		tdev_make(&t[i], i, 1, -1, 365);
+	e[0] = entry_edited(&t[0], edit_x5c_up);	/* payload-level x5c */
+	e[1] = entry_edited(&t[1], edit_bad_uid);
+	e[2] = entry_edited(&t[2], edit_rsa);
+	e[3] = entry_edited(&t[3], edit_off_curve);
+	e[4] = entry_edited(&t[4], edit_no_kid0);
+	orig = entry_for(&t[5], NULL, NULL, NULL, NULL);
+	h = fgen_b64url((const unsigned char *)"{\"alg\":\"none\"}", 14);
+	e[5] = tamper(orig, "protected", h);
+	free(orig);
+	free(h);
+	orig = entry_for(&t[6], NULL, NULL, NULL, NULL);
+	h = fgen_b64url((const unsigned char *)"{\"alg\":\"ES256\",\"crit\":"
+	    "[\"exp\"]}", 30);
+	e[6] = tamper(orig, "protected", h);
+	free(orig);
+	free(h);
+
+	opts.skip_bad = 1;
+	ck_assert_int_eq(run_manifest(e, 7), FC_OK);
+	ck_assert_int_eq(res.imported, 1);
+	ck_assert_int_eq(inv_device_get(db, t[0].d.id, &d), FC_OK);
+	inv_device_clear(&d);
+	MERR(1, "uniqueId is not an ATECC608B serial");
+	MERR(2, "kty EC");
+	MERR(3, "not a point on P-256");
+	MERR(4, "no slot-0 key");
+	MERR(5, "alg must be ES256");
+	MERR(6, "crit");
+	for (i = 0; i < 7; i++) {
+		free(e[i]);
+		tdev_free(&t[i]);
+	}
 }
 END_TEST
 
@@ -1105,6 +1223,7 @@ import_suite(void)
 	tcase_add_test(tc, csv_many_rows);
 	tcase_add_test(tc, manifest_good);
 	tcase_add_test(tc, manifest_bad_entries);
+	tcase_add_test(tc, manifest_variants);
 	tcase_add_test(tc, manifest_hostile);
 	tcase_add_test(tc, detect);
 	tcase_add_test(tc, signer_load);

@@ -144,5 +144,10 @@ for c in status list show certs import expiry audit; do
 	grep -q "^\.It Cm $c" "$top_srcdir/doc/fleetcertctl.1" || fail "man page lacks $c"
 done
 
+# under --enable-sanitizers, a server's report lands in its stderr
+for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+if grep -l 'Sanitizer\|runtime error' "$T"/*.err 2>/dev/null; then
+	fail "sanitizer reports in the servers' logs"; grep -h -A5 'Sanitizer\|runtime error' "$T"/*.err | head -40
+fi
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]

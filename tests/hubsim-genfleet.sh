@@ -71,7 +71,7 @@ body_jq '.totalDeviceCount == 200' || fail "registry holds the fleet"
 # State survives a restart.
 hubsim_call PUT /devices/added "$(dev_json added)" >/dev/null
 hubsim_call PATCH /twins/gf-000001 '{"tags":{"kept":true}}' >/dev/null
-hubsim_stop
+hubsim_stop || fail "simulator did not exit cleanly"
 [ "$(stat -c %a "$D/state.json")" = 600 ] || fail "state file mode"
 hubsim_start --devices "$D/fleet.json" --state-file "$D/state.json" || fail "restart"
 st=$(hubsim_call GET /devices/added)
@@ -88,3 +88,10 @@ expect_status "$st" 200 "device side survived the restart"
 "$HUBSIM_BIN" --help | grep -q -- "--control-token" || fail "--help"
 "$HUBSIM_BIN" gen-fleet --help | grep -q -- "--expire-in-days" || fail "gen-fleet --help"
 ok "option errors and --help"
+
+# The man page is lint-clean.
+if command -v mandoc >/dev/null; then
+	out=$(mandoc -T lint "$top_srcdir/doc/fleetcert-hubsim.1" 2>&1) || fail "mandoc -T lint: $out"
+	[ -z "$out" ] || fail "mandoc -T lint: $out"
+	ok "man page is mandoc -T lint clean"
+fi

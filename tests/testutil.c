@@ -50,6 +50,9 @@ tu_tmpdir(void)
 	/* Check forks each test: a child forgets its parent's directories
 	 * and removes only its own. */
 	if (owner != getpid()) {
+		int i;
+		for (i = 0; i < ndirs; i++)
+			free(dirs[i]);
 		ndirs = 0;
 		owner = getpid();
 		atexit(cleanup);
