@@ -499,6 +499,45 @@ START_TEST(test_refusal_and_inactive)
 }
 END_TEST
 
+/* Issuer that suspends the device while its certificate is being signed
+ * (an operator revoking it at that moment). */
+static enum fc_err
+revoking_issue(void *arg, const struct ca_issue_req *req,
+    struct ca_cert **out, char *why, size_t whylen)
+{
+	struct db *other = arg;
+
+	if (strcmp(req->device_id, "dev-v-0001") == 0)
+		ck_assert_int_eq(inv_device_set_status(other, req->device_id,
+		    INV_DEV_REVOKED, "test", "stolen"), FC_OK);
+	return ca_cert_issue(ca, req, out, why, whylen);
+}
+
+/* A device revoked while its renewal is signed gets no recorded
+ * certificate: the reservation is voided (revoked, on the CRL). */
+START_TEST(test_revoked_while_signing)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	struct db *other = NULL;
+	int issued = 0, more = 0;
+
+	fleet("v", 3, 10, 0);
+	ck_assert_int_eq(db_open(db->path, 0, &other), FC_OK);
+	opts(&o, revoking_issue, other);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "device_id = 'dev-v-0001' AND issued_by = 'renewal' AND status = "
+	    "'revoked' AND der IS NULL"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM deliveries WHERE "
+	    "device_id = 'dev-v-0001'"), 0);
+	renew_close(r);
+	db_close(other);
+}
+END_TEST
+
 /* Changing the window reschedules every certificate. */
 START_TEST(test_window_change)
 {
@@ -703,6 +742,7 @@ renew_suite(void)
 	tcase_add_test(tc, test_crash_mid_wave);
 	tcase_add_test(tc, test_refusal_and_inactive);
 	tcase_add_test(tc, test_window_change);
+	tcase_add_test(tc, test_revoked_while_signing);
 	tcase_add_test(tc, test_delivery_sql);
 	tcase_add_test(tc, test_payload);
 	tcase_add_test(tc, test_real_signer);
