@@ -48,7 +48,7 @@ daemon_stop() {
 	fi
 }
 DPID=
-trap '[ -n "$DPID" ] && kill $DPID 2>/dev/null; enrol_cleanup' EXIT INT TERM
+trap 'rc=$?; [ -n "$DPID" ] && kill $DPID 2>/dev/null; enrol_cleanup; exit $rc' EXIT INT TERM
 
 daemon_start
 "$DEV" --url "$URL" --root "$ROOT" --serial 0123a1b2c3d4e5f631 \
