@@ -3,7 +3,7 @@
 # of factory records (one transaction), fleetcertd gets SIGTERM. It must
 # exit 0 within 5 s, and the import must be all or nothing: the database
 # holds either none or all of the records, never a part. Then a restart
-# on the same database comes up and serves. The batch (3,000 records) is
+# on the same database comes up and serves. The batch (2,000 records) is
 # one that imports in well under the 5 s stop budget even with sanitizers
 # on a loaded machine: the daemon lets a running handler commit rather
 # than cut it, so a far larger import would delay the stop (see
@@ -13,7 +13,7 @@ set -u
 D="$top_builddir/fleetcertd"
 GEN="$top_builddir/tests/gen-factory-csv"
 [ -x "$GEN" ] || { echo "no tests/gen-factory-csv"; exit 77; }
-N=${FC_SIGTERM_ROWS:-3000}
+N=${FC_SIGTERM_ROWS:-2000}
 T=$(mktemp -d /tmp/fc-term.XXXXXX)
 dpid=""
 cpid=""
