@@ -69,11 +69,14 @@ struct ctl_table {
 	const char *const *heads;
 	char		**cells;
 	size_t		 nrows, cap;
+	size_t		*w;		/* widths, fixed at the first print */
 };
 void ctl_table_init(struct ctl_table *t, const char *const *heads,
     size_t ncols);
 /* Adds a row of ncols strings (copied; NULL shows as "-"). */
 void ctl_table_row(struct ctl_table *t, const char *const *cells);
+/* Prints the rows added since the last call (the header the first time);
+ * column widths are fixed by the first call, so lists can stream. */
 void ctl_table_print(struct ctl_table *t);
 void ctl_table_free(struct ctl_table *t);
 
