@@ -98,9 +98,13 @@ dropin_one(struct revoke_ctx *ctx, const char *dir, const char *name,
 		fail(s, "drop-in %s: contains NUL bytes", name);
 		goto out;
 	}
-	for (line = strtok_r(buf, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
+	for (line = buf; line != NULL; line = save) {
 		char *p = line, *e;
+		save = strchr(line, '\n');
+		if (save != NULL)
+			*save++ = '\0';
+		else if (*line == '\0')
+			break;
 		lineno++;
 		while (*p == ' ' || *p == '\t')
 			p++;
