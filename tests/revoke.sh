@@ -156,6 +156,26 @@ st=$(api GET '/v1/crl?format=pem')
 [ "$st" = 200 ] && grep -q 'BEGIN X509 CRL' "$T/body" &&
 	pass "GET /v1/crl?format=pem" || fail "GET /v1/crl pem: $st"
 
+# ---- fleetcertctl
+CTL() {
+	"$top_builddir/fleetcertctl" --api "$API" --token-file "$T/admin.token" "$@"
+}
+cid=$(sed -n 103p "$T/ids")
+CTL revoke "$cid" --reason keyCompromise > "$T/ctl.out" 2>&1 &&
+	grep -q "revoked, 1 certificate(s) revoked; hub: done" "$T/ctl.out" &&
+	pass "fleetcertctl revoke: $(cat "$T/ctl.out")" || fail "ctl revoke: $(cat "$T/ctl.out")"
+CTL --json revoke --owner acme --dry-run > "$T/ctl.out" 2>&1 &&
+	jq -e '.matched > 0 and .dryRun' "$T/ctl.out" >/dev/null &&
+	pass "fleetcertctl revoke --owner --dry-run" || fail "ctl dry run: $(cat "$T/ctl.out")"
+CTL crl > "$T/ctl.crl" && cmp -s "$T/ctl.crl" "$T/crl/fleetcert.crl" &&
+	pass "fleetcertctl crl" || fail "ctl crl"
+CTL drift > "$T/ctl.out" && head -1 "$T/ctl.out" | grep -q KIND &&
+	pass "fleetcertctl drift" || fail "ctl drift: $(cat "$T/ctl.out")"
+CTL decommission no-such-device > /dev/null 2>&1; [ $? = 1 ] &&
+	pass "fleetcertctl decommission of an unknown device: exit 1" || fail "ctl decommission"
+CTL revoke > /dev/null 2>&1; [ $? = 2 ] && pass "fleetcertctl revoke without arguments: usage (2)" ||
+	fail "ctl usage"
+
 # ---- 5. drift
 st=$(hubsim_call PUT /devices/ghost-1 '{"deviceId":"ghost-1","status":"enabled","authentication":{"type":"certificateAuthority"}}')
 [ "$st" = 200 ] || fail "hub: create ghost-1: $st"
