@@ -21,6 +21,7 @@
 . "$top_srcdir/tests/revoke-lib.sh"
 
 N=160
+RV_STATE=1
 rv_setup "$N" --tier S3 -- --batch b1 --owner acme
 EPORT=$(free_port)
 # The enrolment listener's TLS certificate, from the device root.
