@@ -145,7 +145,7 @@ struct enrol_stats {
 /*
  * Creates the endpoint from cfg's [enrol] (challenge_ttl_seconds,
  * allow_new_key, per_serial_per_hour, per_address_per_minute),
- * [renewal] renew_before_days (for renewAfter), [database] path and the
+ * [renewal] renew_before_days and jitter_days (for renewAfter), [database] path and the
  * [hub] sections (self-signed devices' thumbprints): cfg must outlive the
  * endpoint. Handlers called without a connection borrow one from a small
  * pool. issuer is copied. On FC_OK *out is set; enrol_free it.

@@ -27,6 +27,7 @@
 #include "inventory.h"
 #include "inventory_enrol.h"
 #include "log.h"
+#include "metrics.h"
 #include "testutil.h"
 
 /* ---- the test vector of device-protocol.md ---- */
@@ -716,6 +717,16 @@ START_TEST(test_refusals)
 	}
 	ck_assert_int_ge(count("SELECT count(*) FROM audit WHERE action = "
 	    "'enrol.anomaly'"), 1);
+	{
+		char *text = NULL;
+		size_t len;
+		ck_assert_int_eq(metrics_render(NULL, &text, &len), FC_OK);
+		ck_assert_ptr_nonnull(strstr(text,
+		    "fleetcert_enrol_requests_total{outcome=\"rejected\"} 7"));
+		ck_assert_ptr_nonnull(strstr(text,
+		    "fleetcert_enrol_anomalies_total 1"));
+		free(text);
+	}
 	EVP_PKEY_free(wrong);
 	dev_free(&d);
 	dev_free(&other);
@@ -875,6 +886,25 @@ START_TEST(test_address_limit)
 		enrol_answer_clear(&a);
 	}
 	ck_assert_int_eq(limited, 2);
+	/* IPv6: one /64 is one client; another /64 is another. */
+	limited = 0;
+	for (i = 0; i < 7; i++) {
+		char peer[64];
+		snprintf(peer, sizeof(peer), "2001:db8:1:2::%x", i + 1);
+		ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+		    peer, &a), FC_OK);
+		limited += a.status == 429;
+		enrol_answer_clear(&a);
+	}
+	ck_assert_int_eq(limited, 2);
+	ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+	    "2001:db8:1:3::1", &a), FC_OK);
+	ck_assert_int_eq(a.status, 400);
+	enrol_answer_clear(&a);
+	ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+	    "::ffff:198.51.100.9", &a), FC_OK);
+	ck_assert_int_eq(a.status, 429);
+	enrol_answer_clear(&a);
 	cfg.per_address_per_minute = 1000;
 	cfg.per_serial_per_hour = 10;
 }
@@ -999,6 +1029,52 @@ START_TEST(test_unanswered_retry)
 }
 END_TEST
 
+/* An issuer during whose signing an operator revokes the device. */
+static enum fc_err
+issue_then_revoke(void *arg, const char *serial, const char *device_id,
+    const char *se_serial, const unsigned char *spki, size_t spki_len,
+    struct enrol_issued *out)
+{
+	struct enrol_issuer real;
+
+	ck_assert_int_eq(inv_device_set_status(db, device_id, INV_DEV_REVOKED,
+	    "test", "keyCompromise"), FC_OK);
+	enrol_issuer_ca(&real, arg);
+	return real.issue(real.arg, serial, device_id, se_serial, spki,
+	    spki_len, out);
+}
+
+START_TEST(test_revoked_while_signing)
+{
+	struct dev d;
+	struct req_opts o = { 0 };
+	struct enrol_issuer iss;
+	struct enrol_answer a;
+	struct enrol *e2;
+	char *body;
+
+	dev_make(&d, 12, 1);
+	enrol_issuer_ca(&iss, ca);
+	iss.issue = issue_then_revoke;
+	ck_assert_int_eq(enrol_new(&cfg, &iss, &e2), FC_OK);
+	body = build(&d, &o);
+	/* NULL: the endpoint uses a connection of its own, as a listener
+	 * thread does; the revocation comes through the test's. */
+	ck_assert_int_eq(enrol_reenrol(e2, NULL, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 403);
+	enrol_answer_clear(&a);
+	enrol_free(e2);
+	free(body);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "status IN ('active','delivered','pending','reserved')"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "status = 'revoked' AND der IS NULL"), 1);
+	last_audit("enrol.forbidden", "revoked during the re-enrolment");
+	dev_free(&d);
+}
+END_TEST
+
 START_TEST(test_allow_new_key)
 {
 	struct dev d;
@@ -1064,6 +1140,7 @@ suite(void)
 	tcase_add_test(t, test_recovery);
 	tcase_add_test(t, test_unanswered_retry);
 	tcase_add_test(t, test_allow_new_key);
+	tcase_add_test(t, test_revoked_while_signing);
 	suite_add_tcase(s, t);
 	return s;
 }

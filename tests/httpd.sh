@@ -217,5 +217,10 @@ else
 fi
 "$TESTD" --listen fd:0 </dev/null 2>/dev/null && fail "fd 0 (not a socket) accepted" || ok "non-socket fd refused"
 
+# under --enable-sanitizers, a server's report lands in its stderr
+for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+if grep -l 'Sanitizer\|runtime error' "$T"/*.err 2>/dev/null; then
+	fail "sanitizer reports in the servers' logs"; grep -h -A5 'Sanitizer\|runtime error' "$T"/*.err | head -40
+fi
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]
