@@ -48,7 +48,7 @@ hub_opts_default(struct hub_opts *o)
 	o->connect_timeout_ms = 10000;
 	o->request_timeout_ms = 30000;
 	o->max_in_flight = 32;
-	o->max_body = 8u << 20;
+	o->max_body = 16u << 20;
 }
 
 const char *

@@ -266,7 +266,8 @@ struct hub_opts {
 	int	 connect_timeout_ms;	/* default 10000 */
 	int	 request_timeout_ms;	/* non-method calls (default 30000) */
 	int	 max_in_flight;		/* concurrent HTTP requests (default 32) */
-	size_t	 max_body;		/* answer size cap (default 8 MiB) */
+	size_t	 max_body;		/* answer size cap (default 16 MiB: a
+				 * query page of 100 full twins) */
 };
 
 /* Fills o with the defaults above and no rate limits. */

@@ -173,6 +173,11 @@ hub_error_parse(const char *body, size_t len, const char *hdr,
 				    strcspn(t + 12, "-\r\n "));
 		}
 	}
+	/* An answer that quotes a credential back is not passed on to logs. */
+	if (strstr(e->message, "SharedAccess") != NULL ||
+	    strstr(e->message, "sig=") != NULL)
+		snprintf(e->message, sizeof(e->message), "(the hub's message "
+		    "quoted a credential; withheld)");
 	if (hdr != NULL && hdr[0] != '\0' && e->name[0] == '\0')
 		copy_clean(e->name, sizeof(e->name), hdr, sizeof(e->name));
 	if (e->code == 0 && e->name[0] != '\0')

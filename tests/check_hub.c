@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,6 +494,12 @@ START_TEST(error_shapes)
 	ck_assert_str_eq(e.message, "{not json");
 	hub_error_parse(NULL, 0, NULL, &e);
 	ck_assert_int_eq(e.code, 0);
+	/* a message quoting the token is withheld */
+	b1 = "{\"Message\":\"ErrorCode:IotHubUnauthorizedAccess;bad token "
+	    "SharedAccessSignature sr=h&sig=abc&se=1\"}";
+	hub_error_parse(b1, strlen(b1), NULL, &e);
+	ck_assert(hub_error_is(&e, HUB_E_UNAUTHORIZED));
+	ck_assert_ptr_null(strstr(e.message, "sig="));
 }
 END_TEST
 
@@ -1075,6 +1082,60 @@ START_TEST(engine_no_secret_in_log)
 }
 END_TEST
 
+static void
+count_done_only(struct hub_result *res, void *arg)
+{
+	(*(int *)arg)++;
+	hub_result_free(res);
+}
+
+/* hub_wakeup from another thread ends a hub_poll; hub_fdset drives a call
+ * from an external select() loop. */
+static void *
+waker(void *arg)
+{
+	usleep(200000);
+	hub_wakeup(arg);
+	return NULL;
+}
+
+START_TEST(engine_wakeup_fdset)
+{
+	char ca[128];
+	struct hub *h;
+	struct hub_req *r = NULL;
+	pthread_t th;
+	int64_t t0;
+	int t, got = 0;
+
+	snprintf(ca, sizeof(ca), "%s/cert.pem", tmpdir);
+	h = open_hub(ca, 0, 1);
+	t0 = hub_mono_ms();
+	pthread_create(&th, NULL, waker, h);
+	hub_poll(h, 20000);
+	pthread_join(th, NULL);
+	ck_assert_int_lt(hub_mono_ms() - t0, 10000);
+
+	hub_req_twin_get("dev-01", &r);
+	hub_submit(h, r, count_done_only, &got);
+	while (hub_perform(h, &t) > 0) {
+		fd_set rd, wr, ex;
+		struct timeval tv;
+		int maxfd = -1;
+
+		FD_ZERO(&rd);
+		FD_ZERO(&wr);
+		FD_ZERO(&ex);
+		ck_assert_int_eq(hub_fdset(h, &rd, &wr, &ex, &maxfd), FC_OK);
+		tv.tv_sec = 0;
+		tv.tv_usec = (t < 0 || t > 100 ? 100 : t) * 1000;
+		select(maxfd + 1, &rd, &wr, &ex, &tv);
+	}
+	ck_assert_int_eq(got, 1);
+	hub_close(h);
+}
+END_TEST
+
 /* hub_open from a [hub] section: the secret file must not be readable by
  * others; rates and ca_file are taken from the section. */
 START_TEST(engine_open_cfg)
@@ -1201,6 +1262,7 @@ hub_suite(void)
 	tcase_add_test(tc, engine_no_secret_in_log);
 	tcase_add_test(tc, engine_async_close);
 	tcase_add_test(tc, engine_open_cfg);
+	tcase_add_test(tc, engine_wakeup_fdset);
 	suite_add_tcase(s, tc);
 	return s;
 }
