@@ -418,6 +418,11 @@ step_run(struct slot *s)
 		    "pending");
 		return;
 	}
+	/* Nor to a device that was suspended, revoked or decommissioned. */
+	if (s->d.dev_status != INV_DEV_ACTIVE) {
+		finish(s, INV_STEP_CANCELLED, "device is no longer active");
+		return;
+	}
 	if (strcmp(st, "stage") == 0 || promote) {
 		result = hub_req_device_get(s->d.device_id, &req);
 		if (result == FC_OK)

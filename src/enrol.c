@@ -235,6 +235,24 @@ out:
 	return result;
 }
 
+enum fc_err
+enrol_reconfigure(struct enrol *e, const struct cfg *cfg)
+{
+	e->cfg = cfg;
+	e->ttl = cfg->challenge_ttl_seconds;
+	e->allow_new_key = cfg->allow_new_key;
+	e->renew_before_days = cfg->renew_before_days;
+	e->jitter_days = cfg->jitter_days;
+	enrol_limit_set(e->per_serial, cfg->per_serial_per_hour);
+	enrol_limit_set(e->per_addr, cfg->per_address_per_minute);
+	log_info("enrol: settings reloaded (challenge TTL %d s, %d challenges "
+	    "per serial per hour, %d requests per address per minute, new "
+	    "keys %s)", cfg->challenge_ttl_seconds, cfg->per_serial_per_hour,
+	    cfg->per_address_per_minute, cfg->allow_new_key ? "allowed" :
+	    "refused");
+	return FC_OK;
+}
+
 void
 enrol_free(struct enrol *e)
 {
@@ -300,7 +318,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	const char *why;
 	int64_t now = fc_now();
 	enum fc_err result;
-	int retry, tries;
+	int retry, tries, ttl = e->ttl;
 
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
@@ -326,7 +344,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 			goto fail;
 		}
 		result = inv_challenge_insert(db, nonce, req.serial,
-		    now + e->ttl);
+		    now + ttl);
 		if (result != FC_ECONFLICT)
 			break;
 	}
@@ -339,7 +357,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	enrol_stat_add(e, &e->st.challenges, "challenge");
 	log_debug("enrol %s: challenge for %s", req.serial, peer);
 	result = enrol_answer_json(ans, 200, json_pack("{s:s,s:i}", "nonce", b64,
-	    "expiresIn", e->ttl));
+	    "expiresIn", ttl));
 	free(b64);
 	return result;
 fail:
@@ -410,7 +428,8 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	const char *why, *cause = NULL;
 	int64_t expires_at = 0, now = fc_now();
 	enum fc_err result;
-	int retry, known = 0, self_ok = 0;
+	struct enrol_csr csr;
+	int retry, known = 0, self_ok = 0, same_key = 0;
 
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
@@ -419,8 +438,7 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		return answer_limited(e, ans, retry);
 	result = enrol_req_parse(body, len, ENROL_REQ_REENROL, &req, &why);
 	if (result == FC_OK) {
-		result = enrol_csr_inspect(req.csr, req.csr_len, &spki,
-		    &spki_len, &self_ok);
+		result = enrol_csr_parse(req.csr, req.csr_len, &csr);
 		why = "bad csr: not a DER PKCS#10 request";
 	}
 	if (result == FC_ENOMEM)
@@ -470,12 +488,28 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	enrol_digest(req.nonce, req.serial_raw, req.csr, req.csr_len, NULL, d);
 	if (enrol_sig_verify(key, d, req.sig) != FC_OK && cause == NULL)
 		cause = "identity signature does not verify";
-	if (!self_ok && cause == NULL)
-		cause = "CSR self-signature does not verify";
-	if (cause == NULL && !e->allow_new_key &&
-	    (spki_len != dev.identity_key_len ||
-	    memcmp(spki, dev.identity_key, spki_len) != 0))
+
+	/* The CSR. Same key as the identity key (the default and the common
+	 * case): its self-signature is checked with the parsed identity key.
+	 * An unknown serial gets the same work against the decoy. Another
+	 * key (allow_new_key) is decoded and checked the general way. */
+	same_key = known && dev.identity_key != NULL &&
+	    csr.spki_len == dev.identity_key_len &&
+	    memcmp(csr.spki, dev.identity_key, csr.spki_len) == 0;
+	if (same_key || cause != NULL) {
+		self_ok = enrol_csr_verify(&csr, key) == FC_OK;
+		if (same_key && !self_ok && cause == NULL)
+			cause = "CSR self-signature does not verify";
+	} else if (!e->allow_new_key) {
 		cause = "CSR key is not the identity key";
+	} else {
+		result = enrol_csr_inspect(req.csr, req.csr_len, &spki,
+		    &spki_len, &self_ok);
+		if (result == FC_ENOMEM)
+			goto fail;
+		if (result != FC_OK || !self_ok)
+			cause = "CSR self-signature does not verify";
+	}
 	if (cause != NULL) {
 		audit_refusal(e, db, &req, known ? dev.device_id : NULL, peer,
 		    "enrol.reject", cause);
@@ -494,7 +528,8 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		    "allowed to re-enrol");
 		goto out;
 	}
-	result = enrol_issue(e, db, &dev, spki, spki_len, peer, ans);
+	result = enrol_issue(e, db, &dev, same_key ? dev.identity_key : spki,
+	    same_key ? dev.identity_key_len : spki_len, peer, ans);
 	if (result == FC_EPERM) {
 		audit_refusal(e, db, &req, dev.device_id, peer,
 		    "enrol.forbidden", "revoked during the re-enrolment");

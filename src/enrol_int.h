@@ -29,11 +29,12 @@ struct enrol {
 	struct db		*pool[ENROL_POOL_MAX];
 	int			 npool;
 	char			*db_path;
-	const struct cfg	*cfg;		/* the hubs; outlives e */
-	int			 ttl;
-	int			 allow_new_key;
-	int			 renew_before_days;
-	int			 jitter_days;
+	/* Settings a reload may change while requests run (enrol_reload). */
+	const struct cfg *_Atomic cfg;		/* the hubs; outlives e */
+	_Atomic int		 ttl;
+	_Atomic int		 allow_new_key;
+	_Atomic int		 renew_before_days;
+	_Atomic int		 jitter_days;
 	struct enrol_limit	*per_serial;
 	struct enrol_limit	*per_addr;
 	struct enrol_keys	*keys;
@@ -78,6 +79,8 @@ int enrol_limit_hit(struct enrol_limit *l, const void *key, size_t keylen,
 /* Counts a failure; returns the failures in the current window. */
 int enrol_limit_fail(struct enrol_limit *l, const void *key, size_t keylen,
     int64_t now);
+/* Changes the hits allowed per window (a reload). */
+void enrol_limit_set(struct enrol_limit *l, int limit);
 /* Failures in the current window (0 if unknown). */
 int enrol_limit_failures(struct enrol_limit *l, const void *key,
     size_t keylen, int64_t now);

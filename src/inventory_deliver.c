@@ -53,7 +53,7 @@ step_done(struct db *db, sqlite3_stmt *st, const char *what)
 
 #define DL_COLS "dl.serial, dl.device_id, dl.step, dl.attempts," \
 	" dl.next_attempt_at, dl.created_at, d.hub, d.auth_type, n.status," \
-	" o.serial, o.not_after, n.renew_at, n.not_after"
+	" o.serial, o.not_after, n.renew_at, n.not_after, d.status"
 #define DL_FROM " FROM deliveries dl" \
 	" JOIN devices d ON d.device_id = dl.device_id" \
 	" JOIN certificates n ON n.serial = dl.serial" \
@@ -78,6 +78,8 @@ row_delivery(sqlite3_stmt *st, struct inv_delivery *d)
 	d->old_not_after = sqlite3_column_int64(st, 10);
 	d->renew_at = sqlite3_column_int64(st, 11);
 	d->not_after = sqlite3_column_int64(st, 12);
+	d->dev_status = (enum inv_dev_status)inv_dev_status_parse(
+	    (const char *)sqlite3_column_text(st, 13));
 }
 
 enum fc_err

@@ -310,10 +310,8 @@ inv_renew_reserve_row(struct db *db, int64_t old_rowid, const char *old_serial,
 	result = step_done(db, st, "mark renewal in flight");
 	if (result != FC_OK)
 		goto out;
-	if (sqlite3_changes(db->h) != 1) {
-		result = FC_ECONFLICT;
-		goto out;
-	}
+	if (sqlite3_changes(db->h) != 1)
+		goto unchanged;
 	memset(&c, 0, sizeof(c));
 	snprintf(c.serial, sizeof(c.serial), "%s", new_serial);
 	snprintf(c.device_id, sizeof(c.device_id), "%s", device_id);
@@ -324,6 +322,11 @@ inv_renew_reserve_row(struct db *db, int64_t old_rowid, const char *old_serial,
 	if (result != FC_OK)
 		goto out;
 	return db_commit(db);
+unchanged:
+	/* Nothing was written: end this (possibly nested) level without
+	 * the rollback that would abort the caller's whole transaction. */
+	result = db_commit(db);
+	return result == FC_OK ? FC_ECONFLICT : result;
 out:
 	db_rollback(db);
 	return result;
@@ -346,7 +349,9 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	static const char q_cert[] = "UPDATE certificates SET der = ?1,"
 	    " not_before = ?2, not_after = ?3, sha1 = ?4, sha256 = ?5,"
 	    " status = 'pending', renew_at = ?6, updated_at = ?7"
-	    " WHERE serial = ?8 AND status = 'reserved'";
+	    " WHERE serial = ?8 AND status = 'reserved' AND (SELECT d.status"
+	    " FROM devices d WHERE d.device_id = certificates.device_id) ="
+	    " 'active'";
 	static const char q_dl[] = "INSERT INTO deliveries (serial, device_id,"
 	    " step, attempts, next_attempt_at, created_at, updated_at)"
 	    " VALUES (?, ?, ?, 0, ?, ?, ?)";
@@ -377,8 +382,9 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	if (result != FC_OK)
 		goto out;
 	if (sqlite3_changes(db->h) != 1) {
-		result = FC_ECONFLICT;
-		goto out;
+		/* Nothing written: no rollback of the caller's batch. */
+		result = db_commit(db);
+		return result == FC_OK ? FC_ECONFLICT : result;
 	}
 	/* The same entry inv_cert_complete writes. */
 	snprintf(detail, sizeof(detail), "{\"notAfter\":%lld,\"sha256\":\"%s\"}",
@@ -455,8 +461,10 @@ inv_renew_void(struct db *db, const char *serial, int64_t retry_at,
 	if (result != FC_OK)
 		goto out;
 	if (sqlite3_changes(db->h) != 1) {
-		result = FC_ECONFLICT;
-		goto out;
+		/* Not reserved (any more); nothing written. */
+		inv_cert_clear(&c);
+		result = db_commit(db);
+		return result == FC_OK ? FC_ECONFLICT : result;
 	}
 	result = inv_renew_clear(db, serial, retry_at);
 	if (result != FC_OK)

@@ -102,7 +102,9 @@ enum fc_err inv_renew_reserve_row(struct db *db, int64_t old_rowid,
  * (status pending, audited "cert.issue", inv_cert_complete), sets its
  * renew_at (renew_at, the next renewal's start) and queues its delivery
  * at step first_step. Call inside the caller's transaction.
- * FC_ECONFLICT if c->serial is not reserved.
+ * FC_ECONFLICT if c->serial is not reserved, or if its device is no longer
+ * active (revoked meanwhile: the caller voids the reservation, so that
+ * the serial ends on the CRL and the certificate is never delivered).
  */
 enum fc_err inv_renew_record(struct db *db, const struct inv_cert *c,
     int64_t renew_at, const char *first_step, const char *actor);
@@ -153,6 +155,7 @@ struct inv_delivery {
 	char		 old_serial[FC_CERT_SERIAL_MAX];
 	int64_t		 old_not_after;
 	int64_t		 renew_at, not_after;	/* of the new certificate */
+	enum inv_dev_status dev_status;
 };
 
 /*

@@ -247,14 +247,17 @@ daemon_reload(void *arg)
 	reload_restart_only(d, nw);
 
 	/* Modules that apply new settings at run time, in start order
-	 * (renewal and delivery do; the CA certificate and chain, the
-	 * enrolment endpoint's TLS certificate and rate limits and the API
-	 * tokens apply at restart). A module reload function must leave its
-	 * module unchanged when it fails; it returns an fc_err and logs the
-	 * cause itself. */
+	 * (renewal, delivery and the enrolment endpoint's TTL and rate
+	 * limits do; the CA certificate and chain, the enrolment endpoint's
+	 * listen address and TLS certificate and the API tokens apply at
+	 * restart). A module reload function must leave its module unchanged
+	 * when it fails; it returns an fc_err and logs the cause itself. */
 	log_set_level((enum log_level)nw->log_level);
 	if (renew_service_reload(nw) != FC_OK)
 		log_error("reload: renewal keeps its previous settings");
+	if (enrol_reload(d->enrol, nw) != FC_OK)
+		log_error("reload: the enrolment endpoint keeps its previous "
+		    "settings");
 
 	d->retired[d->nretired++] = d->cfg;
 	d->cfg = nw;

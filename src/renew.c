@@ -515,14 +515,24 @@ record_batch(struct renew *r, struct batch *b, int *issued)
 				n++;
 				continue;
 			}
-			if (result != FC_EINTERNAL)
+			if (result == FC_EINTERNAL)
+				snprintf(it->why, sizeof(it->why), "signer "
+				    "answered the wrong serial");
+			else if (result == FC_ECONFLICT)
+				snprintf(it->why, sizeof(it->why), "device no "
+				    "longer active when the certificate came "
+				    "back; not recorded");
+			else
 				goto out;
-			snprintf(it->why, sizeof(it->why), "signer answered "
-			    "the wrong serial");
 		}
 		result = inv_renew_void(r->db, it->serial, r->now +
 		    (it->retry_s > 0 ? it->retry_s : r->o.retry_s), it->why,
 		    ACTOR);
+		if (result == FC_ECONFLICT) {
+			/* No longer reserved: nothing of ours to void. */
+			result = FC_OK;
+			continue;
+		}
 		if (result != FC_OK)
 			goto out;
 		nvoid++;

@@ -122,6 +122,25 @@ START_TEST(test_vector)
 	sig[17] ^= 0x80;
 	ck_assert_int_eq(enrol_sig_verify(key, d, sig), FC_ECRYPTO);
 
+	/* The fast path: structure, then the self-signature with the parsed
+	 * identity key; a flipped byte anywhere in the signed part fails. */
+	{
+		struct enrol_csr c;
+		unsigned char *cp = malloc(clen);
+		size_t k;
+		ck_assert_int_eq(enrol_csr_parse(csr, clen, &c), FC_OK);
+		ck_assert_int_eq(c.ecdsa_sha256, 1);
+		ck_assert_int_eq(enrol_csr_verify(&c, key), FC_OK);
+		for (k = 0; k < clen; k++) {
+			memcpy(cp, csr, clen);
+			cp[k] ^= 0x01;
+			if (enrol_csr_parse(cp, clen, &c) == FC_OK)
+				ck_assert_int_eq(enrol_csr_verify(&c, key),
+				    FC_ECRYPTO);
+		}
+		ck_assert_int_eq(enrol_csr_parse(csr, clen - 1, &c), FC_EINVAL);
+		free(cp);
+	}
 	/* The CSR of the vector is well formed, self-signed by the key. */
 	{
 		unsigned char *spki = NULL;
@@ -847,6 +866,22 @@ START_TEST(test_rate_limits)
 	ck_assert_int_ge(a.retry_after, 1);
 	ck_assert_int_le(a.retry_after, 3600);
 	enrol_answer_clear(&a);
+	/* A reload raises the limit and changes the TTL at once. */
+	cfg.per_serial_per_hour = 11;
+	cfg.challenge_ttl_seconds = 60;
+	ck_assert_int_eq(enrol_reconfigure(en, &cfg), FC_OK);
+	ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_ptr_nonnull(strstr(a.body, "\"expiresIn\":60"));
+	enrol_answer_clear(&a);
+	ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 429);
+	enrol_answer_clear(&a);
+	cfg.per_serial_per_hour = 10;
+	cfg.challenge_ttl_seconds = 300;
+	ck_assert_int_eq(enrol_reconfigure(en, &cfg), FC_OK);
 	/* Another serial from the same address still works. */
 	free(challenge(d.serial));
 	/* An hour later the serial may ask again. */

@@ -16,13 +16,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "audit.h"
 #include "ca.h"
 #include "config.h"
 #include "db.h"
+#include "deliver.h"
 #include "inventory.h"
 #include "inventory_renew.h"
 #include "log.h"
@@ -495,6 +499,45 @@ START_TEST(test_refusal_and_inactive)
 }
 END_TEST
 
+/* Issuer that suspends the device while its certificate is being signed
+ * (an operator revoking it at that moment). */
+static enum fc_err
+revoking_issue(void *arg, const struct ca_issue_req *req,
+    struct ca_cert **out, char *why, size_t whylen)
+{
+	struct db *other = arg;
+
+	if (strcmp(req->device_id, "dev-v-0001") == 0)
+		ck_assert_int_eq(inv_device_set_status(other, req->device_id,
+		    INV_DEV_REVOKED, "test", "stolen"), FC_OK);
+	return ca_cert_issue(ca, req, out, why, whylen);
+}
+
+/* A device revoked while its renewal is signed gets no recorded
+ * certificate: the reservation is voided (revoked, on the CRL). */
+START_TEST(test_revoked_while_signing)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	struct db *other = NULL;
+	int issued = 0, more = 0;
+
+	fleet("v", 3, 10, 0);
+	ck_assert_int_eq(db_open(db->path, 0, &other), FC_OK);
+	opts(&o, revoking_issue, other);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "device_id = 'dev-v-0001' AND issued_by = 'renewal' AND status = "
+	    "'revoked' AND der IS NULL"), 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM deliveries WHERE "
+	    "device_id = 'dev-v-0001'"), 0);
+	renew_close(r);
+	db_close(other);
+}
+END_TEST
+
 /* Changing the window reschedules every certificate. */
 START_TEST(test_window_change)
 {
@@ -613,6 +656,52 @@ START_TEST(test_delivery_sql)
 }
 END_TEST
 
+/* The fleetcertInstall payload / desired fleetcert of device-protocol.md
+ * §1: serial, certificate PEM (the same DER), chain PEM, RFC 3339 times. */
+START_TEST(test_payload)
+{
+	struct inv_cert c;
+	json_t *p = NULL;
+	const char *pem, *na, *ra;
+	unsigned char *der = NULL;
+	BIO *b;
+	X509 *x;
+	int len;
+
+	fleet("p", 1, 10, 0);
+	ck_assert_int_eq(inv_cert_current(db, "dev-p-0000", &c), FC_OK);
+	ck_assert_int_eq(deliver_payload(c.der, c.der_len, c.serial,
+	    ca_chain_pem(ca), c.not_after, 1900000000, &p), FC_OK);
+	ck_assert_int_eq((int)json_object_size(p), 5);
+	ck_assert_str_eq(json_string_value(json_object_get(p, "serial")),
+	    c.serial);
+	ck_assert_str_eq(json_string_value(json_object_get(p, "chain")),
+	    ca_chain_pem(ca));
+	na = json_string_value(json_object_get(p, "notAfter"));
+	ra = json_string_value(json_object_get(p, "renewAfter"));
+	ck_assert_ptr_nonnull(na);
+	ck_assert_int_eq((int)strlen(na), 20);
+	ck_assert_int_eq(na[19], 'Z');
+	ck_assert_str_eq(ra, "2030-03-17T17:46:40Z");
+	pem = json_string_value(json_object_get(p, "certificate"));
+	ck_assert_ptr_nonnull(pem);
+	b = BIO_new_mem_buf(pem, -1);
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(x);
+	len = i2d_X509(x, &der);
+	ck_assert_int_eq(len, (int)c.der_len);
+	ck_assert(memcmp(der, c.der, c.der_len) == 0);
+	/* Bad input: nothing. */
+	ck_assert_int_eq(deliver_payload(NULL, 0, "00", "", 0, 0, &p),
+	    FC_EINVAL);
+	OPENSSL_free(der);
+	X509_free(x);
+	BIO_free(b);
+	json_decref(p);
+	inv_cert_clear(&c);
+}
+END_TEST
+
 /* Through the real signer process. */
 START_TEST(test_real_signer)
 {
@@ -653,7 +742,9 @@ renew_suite(void)
 	tcase_add_test(tc, test_crash_mid_wave);
 	tcase_add_test(tc, test_refusal_and_inactive);
 	tcase_add_test(tc, test_window_change);
+	tcase_add_test(tc, test_revoked_while_signing);
 	tcase_add_test(tc, test_delivery_sql);
+	tcase_add_test(tc, test_payload);
 	tcase_add_test(tc, test_real_signer);
 	suite_add_tcase(s, tc);
 	return s;

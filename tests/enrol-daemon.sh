@@ -20,7 +20,10 @@ printf '[api]\nlisten = unix:%s/api.sock\ntokens_file = %s/tokens\n' "$T" "$T" \
 	>> "$CONF"
 
 daemon_start() {
-	"$D" -c "$CONF" > "$T/d.out" 2> "$T/d.log" &
+	# Truncate here, not in the background job's redirection: the loop
+	# below must never read the previous run's log.
+	: > "$T/d.log"
+	"$D" -c "$CONF" > "$T/d.out" 2>> "$T/d.log" &
 	DPID=$!
 	i=0
 	while ! grep -q 'enrol: listening on' "$T/d.log"; do
@@ -38,12 +41,14 @@ daemon_start() {
 daemon_stop() {
 	kill $DPID 2>/dev/null || true
 	wait $DPID 2>/dev/null || true
+	DPID=
 	if grep -q 'Sanitizer\|runtime error:' "$T/d.log"; then
 		cat "$T/d.log" >&2
 		fail "sanitizer finding in fleetcertd"
 	fi
 }
-trap 'kill $DPID 2>/dev/null; enrol_cleanup' EXIT INT TERM
+DPID=
+trap 'rc=$?; [ -n "$DPID" ] && kill $DPID 2>/dev/null; enrol_cleanup; exit $rc' EXIT INT TERM
 
 daemon_start
 "$DEV" --url "$URL" --root "$ROOT" --serial 0123a1b2c3d4e5f631 \
@@ -63,7 +68,9 @@ daemon_start
 # the row must end voided.)
 [ "$(sql "SELECT status || ' ' || revocation_reason FROM certificates \
 	WHERE serial = '00aa00aa00aa00aa00aa00aa00aa00aa'")" = "revoked 4" ] ||
-	fail "reserved row not voided"
+	{ sql "SELECT serial, status, revocation_reason FROM certificates" >&2
+	  grep -i "void\|reserv\|error" "$T/d.log" >&2
+	  fail "reserved row not voided"; }
 "$DEV" --url "$URL" --root "$ROOT" --serial 0123a1b2c3d4e5f631 \
 	--key "$T/dev-d.key" --out "$T/d2.pem" > /dev/null ||
 	fail "re-enrol after recovery"

@@ -211,7 +211,11 @@ if command -v systemd-socket-activate >/dev/null 2>&1; then
 	PIDS="$PIDS $!"; sdpid=$!
 	sleep 0.5
 	[ "$(curl -s --max-time 10 "http://127.0.0.1:$sp/hello")" = '{"hello":"world"}' ] && ok "socket activation" || fail "socket activation: $(cat "$T/sd.err")"
-	kill "$sdpid"; wait "$sdpid" 2>/dev/null
+	kill "$sdpid" 2>/dev/null
+	# A server that ignores SIGTERM must not hang the suite.
+	n=0; while kill -0 "$sdpid" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	kill -0 "$sdpid" 2>/dev/null && { kill -9 "$sdpid" 2>/dev/null; fail "socket-activated server ignored SIGTERM"; }
+	wait "$sdpid" 2>/dev/null
 else
 	echo "skip: systemd-socket-activate not installed"
 fi

@@ -88,4 +88,4 @@ thr=$(hubsim_ctl GET /_sim/quotas |
 	jq '[.operations[] | .throttled] | add')
 [ "$thr" -eq 0 ] && pass "no quota exceeded" ||
 	fail "$thr calls refused for quota"
-[ "$fails" -eq 0 ]
+renew_finish

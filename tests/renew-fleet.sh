@@ -117,4 +117,4 @@ wait "$DPID"
 rc=$?
 DPID=
 [ "$rc" -eq 0 ] && pass "SIGTERM: exit 0" || fail "SIGTERM: exit $rc"
-[ "$fails" -eq 0 ]
+renew_finish

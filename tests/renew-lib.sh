@@ -114,6 +114,17 @@ renew_daemon_stop() {
 	fi
 }
 
+# renew_finish: stops the daemon, fails on any sanitizer report in its log
+# (builds with --enable-sanitizers), and returns the test's status.
+renew_finish() {
+	renew_daemon_stop
+	if grep -q 'Sanitizer\|runtime error:' "$T/daemon.log" 2>/dev/null; then
+		grep -A 20 'Sanitizer\|runtime error:' "$T/daemon.log" | head -40
+		fail "sanitizer report in the fleetcertd log"
+	fi
+	[ "$fails" -eq 0 ]
+}
+
 # renew_wait_done N SECONDS: true once N deliveries reached step done.
 renew_wait_done() {
 	i=0
