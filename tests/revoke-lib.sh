@@ -154,6 +154,19 @@ rv_daemon_stop() {
 	fi
 }
 
+# Sanitizer builds: any finding in the daemon's or the sweeps' output.
+rv_sanitizer_check() {
+	rv_daemon_stop
+	if cat "$T"/daemon.log "$T"/sweep.err "$T"/s1.err "$T"/s2.err 2>/dev/null |
+	    grep -q 'Sanitizer\|runtime error:'; then
+		cat "$T"/daemon.log "$T"/sweep.err "$T"/s1.err "$T"/s2.err 2>/dev/null |
+			grep -A20 'Sanitizer\|runtime error:' | head -60
+		fail "sanitizer finding"
+	else
+		pass "no sanitizer finding"
+	fi
+}
+
 api() {
 	m=$1; p=$2; shift 2
 	curl -s -o "$T/body" -w '%{http_code}' -X "$m" \

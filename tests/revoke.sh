@@ -265,5 +265,6 @@ sql "PRAGMA foreign_keys = ON" >/dev/null
 [ "$(sql "SELECT count(*) FROM propagation WHERE state != 'done'")" = 0 ] &&
 	pass "nothing left to propagate" || fail "propagation left"
 
+rv_sanitizer_check
 [ "$fails" -eq 0 ] || exit 1
 echo "revoke.sh: ok"
