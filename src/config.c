@@ -69,6 +69,7 @@ static const struct key_def keys[] = {
 	{ "api", "tokens_file", K_PATH, C(api_tokens_file), 0, 0 },
 	{ "api", "allow_remote", K_BOOL, C(api_allow_remote), 0, 1 },
 	{ "sweep", "dropin_dir", K_PATH, C(dropin_dir), 0, 0 },
+	{ "sweep", "api_token_file", K_PATH, C(sweep_token_file), 0, 0 },
 	{ "import", "manifest_signer", K_PATH, C(manifest_signer), 0, 0 },
 };
 

@@ -71,6 +71,7 @@ struct cfg {
 
 	/* [sweep] */
 	char	*dropin_dir;
+	char	*sweep_token_file;	/* admin token: --sweep asks the daemon */
 
 	/* [import] */
 	char	*manifest_signer;	/* PEM certificate of the manifest signer */

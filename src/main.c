@@ -24,6 +24,7 @@
 #include "inventory.h"
 #include "log.h"
 #include "renew_service.h"
+#include "revoke_service.h"
 #include "scheduler.h"
 #include "signer.h"
 
@@ -211,6 +212,7 @@ daemon_stop(struct daemon *d)
 	d->enrol = NULL;
 	api_stop(d->api);
 	d->api = NULL;
+	revoke_service_stop();
 	renew_service_stop();
 	if (d->sched_up)
 		sched_finalise();
@@ -309,6 +311,13 @@ daemon_start(struct daemon *d)
 	/* hub client, renewal and delivery: jobs, hub sockets, status,
 	 * drain, health and metrics. */
 	result = renew_service_start(d->cfg, d->db);
+	if (result != FC_OK)
+		return result;
+	/* Revocation: its worker (own connection and hub clients) and its
+	 * API endpoints. */
+	result = revoke_service_start(d->cfg);
+	if (result == FC_OK)
+		result = revoke_api_register();
 	if (result != FC_OK)
 		return result;
 	result = api_start(d->cfg, &d->api);
@@ -454,11 +463,9 @@ main(int argc, char **argv)
 	if (check)
 		return check_config(file);
 	if (sweep) {
-		/* The revocation sweep is another branch's work; until it is
-		 * merged this build says so plainly rather than pretend. */
-		fprintf(stderr, "fleetcertd: --sweep is not available in this "
-		    "build (the revocation sweep is not built in yet)\n");
-		return EXIT_USAGE;
+		/* Exit codes of its own: 0 all propagated, 1 retry, 2
+		 * configuration (DESIGN.md "Revocation"). */
+		return sweep_cli(file, json);
 	}
 	return run_daemon(file);
 }
