@@ -151,8 +151,8 @@ imports_post(struct api_call *c, struct httpd_response *r)
 	o.skip_bad = sb != NULL && strcmp(sb, "true") == 0;
 	o.actor = c->actor;
 	for (i = 0; i < c->cfg->nhubs && nh < 64; i++)
-		if (c->cfg->hubs[i].name != NULL && c->cfg->hubs[i].name[0])
-			hubs[nh++] = c->cfg->hubs[i].name;
+		hubs[nh++] = c->cfg->hubs[i].name != NULL ?
+		    c->cfg->hubs[i].name : "";	/* "": the default [hub] */
 	hubs[nh] = NULL;
 	o.hubs = hubs;
 	o.owner = httpd_query(c->req, "owner");

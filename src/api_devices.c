@@ -417,8 +417,8 @@ device_post(struct api_call *c, struct httpd_response *r)
 		goto out;
 	}
 	for (i = 0; i < c->cfg->nhubs && nh < 64; i++)
-		if (c->cfg->hubs[i].name != NULL && c->cfg->hubs[i].name[0])
-			hubs[nh++] = c->cfg->hubs[i].name;
+		hubs[nh++] = c->cfg->hubs[i].name != NULL ?
+		    c->cfg->hubs[i].name : "";	/* "": the default [hub] */
 	hubs[nh] = NULL;
 	memset(&o, 0, sizeof(o));
 	o.actor = c->actor;
