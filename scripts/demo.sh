@@ -20,7 +20,7 @@ usage: scripts/demo.sh [options]
   --keep            leave the demo directory (prints how to look and clean up)
   --no-build        do not install packages or build; use an existing build
   --build-dir DIR   the build directory (default: _build-demo in the source tree)
-  --count N         devices in the fleet, 50-2000 (default 300)
+  --count N         devices in the fleet, 100-2000 (default 300)
   --quiet           fewer live lines
   -h, --help        this text
 EOF
@@ -50,8 +50,8 @@ done
 case $COUNT in
 ''|*[!0-9]*) echo "demo.sh: --count must be a number" >&2; exit 2 ;;
 esac
-if [ "$COUNT" -lt 50 ] || [ "$COUNT" -gt 2000 ]; then
-	echo "demo.sh: --count must be 50-2000" >&2
+if [ "$COUNT" -lt 100 ] || [ "$COUNT" -gt 2000 ]; then
+	echo "demo.sh: --count must be 100-2000" >&2
 	exit 2
 fi
 [ -n "$BUILD" ] || BUILD=$SRC/_build-demo
@@ -175,7 +175,7 @@ NLATER=$((COUNT - NSOON))
 "$SIM" gen-fleet --count "$NSOON" --ca-cert "$W/ca/intermediate.pem" \
 	--ca-key "$W/ca/intermediate.key" --chain "$W/ca/chain.pem" \
 	--prefix dev- --expire-in-days 2-25 --self-signed 0.2 --offline 0.15 \
-	--expired 0.02 --owner acme --batch 2026-w01 \
+	--expired 0.025 --owner acme --batch 2026-w01 \
 	--out "$W/soon.json" --csv "$W/soon.csv" >"$W/gen.log" 2>&1 ||
 	{ cat "$W/gen.log"; die "gen-fleet failed"; }
 "$SIM" gen-fleet --count "$NLATER" --ca-cert "$W/ca/intermediate.pem" \
@@ -461,7 +461,7 @@ step "Summary"
 say "fleet:                 $N_ALL devices ($N_SS self-signed, $N_OFF offline at first, $N_EXP expired)"
 say "renewed and confirmed: $N_RENEWED"
 say "  by direct method:    $VIA_METHOD"
-say "  by twin (offline):   $((N_OFFDUE))  (devices brought online by /_sim/online)"
+say "  by twin (offline):   $TWN  (installed once /_sim/online brought them up)"
 say "re-enrolled:           $REEN (fleetcert-device, certificates in $W/reenrol/)"
 say "revoked + disabled:    $VICTIM"
 say "not due, untouched:    $NLATER"
