@@ -442,6 +442,16 @@ check "$N_RENEWED renewed certificates active in the inventory (want $WANT: due,
 	"$([ "$N_RENEWED" -eq "$WANT" ]; echo $?)"
 check "the simulator reports each of those devices using exactly that certificate ($MATCH)" \
 	"$([ "$MATCH" -eq "$N_RENEWED" ]; echo $?)"
+jq -r '.devices[] | select(.registry.authentication.type == "selfSigned") |
+    [.deviceId, (.registry.authentication.x509Thumbprint.primaryThumbprint // "-")]
+    | @tsv' "$W/sim-after.json" | sort > "$W/sim-ss.tsv"
+sql "SELECT device_id, upper(sha1), upper(sha256) FROM certificates WHERE issued_by = 'renewal' AND status = 'active' ORDER BY device_id" |
+	tr '|' '\t' | sort > "$W/renewed-fp.tsv"
+SS_JOIN=$(join -t "$(printf '\t')" "$W/sim-ss.tsv" "$W/renewed-fp.tsv" | wc -l)
+SS_OK=$(join -t "$(printf '\t')" "$W/sim-ss.tsv" "$W/renewed-fp.tsv" |
+	awk -F'\t' 'toupper($2) == $3 || toupper($2) == $4 { c++ } END { print c + 0 }')
+check "self-signed devices: the hub's primary thumbprint is the new certificate's ($SS_OK of $SS_JOIN)" \
+	"$([ "$SS_JOIN" -gt 0 ] && [ "$SS_OK" -eq "$SS_JOIN" ]; echo $?)"
 LATER_TOUCHED=$(sql "SELECT count(*) FROM certificates WHERE device_id LIKE 'late-%' AND issued_by != 'import'")
 check "devices not due were left alone ($LATER_TOUCHED new certificates for them)" \
 	"$([ "$LATER_TOUCHED" -eq 0 ]; echo $?)"
