@@ -153,8 +153,8 @@ imports_post(struct api_call *c, struct httpd_response *r)
 	for (i = 0; i < c->cfg->nhubs && nh < 64; i++)
 		hubs[nh++] = c->cfg->hubs[i].name != NULL ?
 		    c->cfg->hubs[i].name : "";	/* "": the default [hub] */
-	hubs[nh] = NULL;
-	o.hubs = hubs;
+	hubs[nh] = NULL;	/* no [hub] at all: NULL, the default only */
+	o.hubs = nh > 0 ? hubs : NULL;
 	o.owner = httpd_query(c->req, "owner");
 	o.batch = httpd_query(c->req, "batch");
 	o.hub = httpd_query(c->req, "hub");

@@ -419,10 +419,10 @@ device_post(struct api_call *c, struct httpd_response *r)
 	for (i = 0; i < c->cfg->nhubs && nh < 64; i++)
 		hubs[nh++] = c->cfg->hubs[i].name != NULL ?
 		    c->cfg->hubs[i].name : "";	/* "": the default [hub] */
-	hubs[nh] = NULL;
+	hubs[nh] = NULL;	/* no [hub] at all: NULL, the default only */
 	memset(&o, 0, sizeof(o));
 	o.actor = c->actor;
-	o.hubs = hubs;
+	o.hubs = nh > 0 ? hubs : NULL;
 	import_result_init(&res);
 	err = import_csv(c->req->db, csv, len, &o, &res);
 	if (err == FC_EINVAL) {
