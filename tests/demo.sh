@@ -32,7 +32,7 @@ want 'Expiry histogram AFTER' "histogram after"
 want '^demo.sh: all checks passed' "final verdict"
 grep -q '^   FAIL' "$out" && fail "a check of the demo failed"
 # Renewed count matches the fleet: the summary and the check agree.
-n=$(sed -n 's/^   renewed and confirmed: *\([0-9]*\)$/\1/p' "$out")
+n=$(sed -n "s/^   renewed and confirmed: *\\([0-9]*\\).*/\\1/p" "$out")
 [ -n "$n" ] && [ "$n" -gt 0 ] && echo "ok: $n renewed" || fail "no renewal count in the summary"
 # Cleaned up: the directory is gone, no process of it is left.
 dir=$(sed -n 's/^== 1\. A throwaway PKI in \(.*\)$/\1/p' "$out" | sed 's/\x1b\[[0-9;]*m//g')
