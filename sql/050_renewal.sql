@@ -10,13 +10,18 @@
 ALTER TABLE certificates ADD COLUMN renew_at INTEGER;
 ALTER TABLE certificates ADD COLUMN renewal TEXT;
 
--- "Due for renewal": a range scan on (status, renew_at) over the rows
--- with no renewal in flight.
-CREATE INDEX certificates_renew_due ON certificates (status, renew_at)
-	WHERE renewal IS NULL;
--- Certificates still to be scheduled (rows leave it once renew_at is set).
-CREATE INDEX certificates_renew_unscheduled ON certificates (status)
-	WHERE renew_at IS NULL;
+-- "Due for renewal": a range scan on status = 'active', renewal IS NULL,
+-- renew_at <= now. The scan reads only this index (rowid and renew_at),
+-- so its cost is O(rows returned) and its pages stay few. Only active
+-- certificates without a renewal in flight are in it: reserving a renewal
+-- removes the row from the (due, hence local) end of the index, and
+-- reserved or pending certificates never enter it.
+CREATE INDEX certificates_renew_due ON certificates (status, renewal,
+	renew_at) WHERE status = 'active' AND renewal IS NULL;
+-- Active certificates still to be scheduled (imported, re-enrolled...);
+-- renewals are recorded with renew_at set and never enter it.
+CREATE INDEX certificates_renew_unscheduled ON certificates (not_after)
+	WHERE status = 'active' AND renew_at IS NULL;
 -- Deliveries still being worked, in due order (terminal steps excluded).
 CREATE INDEX deliveries_open ON deliveries (next_attempt_at)
 	WHERE step NOT IN ('done', 'failed', 'cancelled');

@@ -59,8 +59,6 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ext_route *ext_routes;
 static struct api *running;
 
-static const struct api_route *const builtin[] = { api_devices_routes,
-    api_audit_routes };
 
 static struct metric *m_requests, *m_seconds, *m_auth_fail;
 static int collector_added;
@@ -326,6 +324,38 @@ api_route_add(const char *method, const char *pattern, enum api_role role,
 	}
 	return err;
 }
+
+/* GET /v1: the endpoints this API serves, with the role each needs. */
+static void
+index_get(struct api_call *c, struct httpd_response *r)
+{
+	static const char *const allowed[] = { NULL };
+	json_t *list = json_array(), *one;
+	struct reg *g;
+
+	if (api_query_check(c, r, allowed) < 0 || list == NULL) {
+		json_decref(list);
+		return;
+	}
+	pthread_mutex_lock(&reg_lock);
+	for (g = c->api->regs; g != NULL; g = g->next) {
+		one = json_pack("{s:s, s:s, s:s}", "method", g->r.method,
+		    "path", g->r.pattern, "role", g->r.role == API_ROLE_ADMIN ||
+		    strcmp(g->r.method, "GET") != 0 ? "admin" : "read");
+		if (one == NULL || json_array_append_new(list, one) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&reg_lock);
+	httpd_resp_json(r, 200, json_pack("{s:o}", "endpoints", list));
+}
+
+static const struct api_route api_index_routes[] = {
+	{ "GET", "/v1", API_ROLE_READ, index_get, 0, NULL },
+	{ NULL, NULL, 0, NULL, 0, NULL },
+};
+
+static const struct api_route *const builtin[] = { api_index_routes,
+    api_devices_routes, api_audit_routes };
 
 /* ---- start / stop ---- */
 

@@ -126,8 +126,7 @@ imports_post(struct api_call *c, struct httpd_response *r)
 	struct import_opts o;
 	struct import_result res;
 	json_t *j;
-	size_t i, nh = 0;
-	int manifest;
+		int manifest;
 	enum fc_err err;
 
 	if (api_query_check(c, r, allowed) < 0)
@@ -150,11 +149,7 @@ imports_post(struct api_call *c, struct httpd_response *r)
 	}
 	o.skip_bad = sb != NULL && strcmp(sb, "true") == 0;
 	o.actor = c->actor;
-	for (i = 0; i < c->cfg->nhubs && nh < 64; i++)
-		hubs[nh++] = c->cfg->hubs[i].name != NULL ?
-		    c->cfg->hubs[i].name : "";	/* "": the default [hub] */
-	hubs[nh] = NULL;	/* no [hub] at all: NULL, the default only */
-	o.hubs = nh > 0 ? hubs : NULL;
+	o.hubs = api_hub_names(c->cfg, hubs);
 	o.owner = httpd_query(c->req, "owner");
 	o.batch = httpd_query(c->req, "batch");
 	o.hub = httpd_query(c->req, "hub");

@@ -393,7 +393,7 @@ device_post(struct api_call *c, struct httpd_response *r)
 	struct import_result res;
 	json_t *body = NULL, *dev = NULL;
 	char *csv = NULL;
-	size_t len = 0, i, nh = 0;
+	size_t len = 0, i;
 	FILE *f;
 	int bad = 0;
 	enum fc_err err;
@@ -416,13 +416,9 @@ device_post(struct api_call *c, struct httpd_response *r)
 		    "field");
 		goto out;
 	}
-	for (i = 0; i < c->cfg->nhubs && nh < 64; i++)
-		hubs[nh++] = c->cfg->hubs[i].name != NULL ?
-		    c->cfg->hubs[i].name : "";	/* "": the default [hub] */
-	hubs[nh] = NULL;	/* no [hub] at all: NULL, the default only */
 	memset(&o, 0, sizeof(o));
 	o.actor = c->actor;
-	o.hubs = nh > 0 ? hubs : NULL;
+	o.hubs = api_hub_names(c->cfg, hubs);
 	import_result_init(&res);
 	err = import_csv(c->req->db, csv, len, &o, &res);
 	if (err == FC_EINVAL) {

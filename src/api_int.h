@@ -33,6 +33,11 @@ int api_query_int(struct api_call *c, struct httpd_response *r,
     const char *name, long long min, long long max, long long def,
     long long *out);
 
+/* The configured hub names ("" = the default [hub]) for import_opts.hubs,
+ * in hubs (65 slots, NULL-terminated), or NULL when no hub is configured
+ * (import.h: only the default hub then). */
+const char *const *api_hub_names(const struct cfg *cfg, const char *hubs[65]);
+
 /* The manifest signer loaded at start ([import] manifest_signer), or
  * NULL. Borrowed. */
 X509 *api_manifest_signer(const struct api_call *c);

@@ -27,49 +27,73 @@ str_or_null(const char *s)
 	return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }
 
+/* Built with the _nocheck setters (keys are literals): a list page makes
+ * thousands of these, and json_pack's format parsing showed in profiles. */
+static int
+put(json_t *o, const char *key, json_t *v)
+{
+	return v == NULL || json_object_set_new_nocheck(o, key, v) != 0;
+}
+
 json_t *
 api_cert_json(const struct inv_cert *c)
 {
-	json_t *j;
+	json_t *j = json_object();
+	int bad;
 
-	j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:o, s:o}",
-	    "serial", c->serial,
-	    "deviceId", c->device_id,
-	    "status", inv_cert_status_name(c->status),
-	    "notBefore", api_time_json(c->not_before),
-	    "notAfter", api_time_json(c->not_after),
-	    "sha256", c->sha256,
-	    "sha1", c->sha1,
-	    "issuedBy", inv_issuer_name(c->issued_by),
-	    "renewedFrom", str_or_null(c->renewed_from),
-	    "revokedAt", api_time_json(c->revoked_at));
-	if (j != NULL && c->revoked_at != 0)
-		json_object_set_new(j, "revocationReason",
+	if (j == NULL)
+		return NULL;
+	bad = put(j, "serial", json_string_nocheck(c->serial)) |
+	    put(j, "deviceId", json_string_nocheck(c->device_id)) |
+	    put(j, "status", json_string_nocheck(
+	    inv_cert_status_name(c->status))) |
+	    put(j, "notBefore", api_time_json(c->not_before)) |
+	    put(j, "notAfter", api_time_json(c->not_after)) |
+	    put(j, "sha256", json_string_nocheck(c->sha256)) |
+	    put(j, "sha1", json_string_nocheck(c->sha1)) |
+	    put(j, "issuedBy", json_string_nocheck(
+	    inv_issuer_name(c->issued_by))) |
+	    put(j, "renewedFrom", str_or_null(c->renewed_from)) |
+	    put(j, "revokedAt", api_time_json(c->revoked_at));
+	if (!bad && c->revoked_at != 0)
+		bad = put(j, "revocationReason",
 		    json_integer(c->revocation_reason));
+	if (bad) {
+		json_decref(j);
+		return NULL;
+	}
 	return j;
 }
 
 json_t *
 api_device_json(const struct inv_device *d, const struct inv_cert *c)
 {
-	json_t *cert = c != NULL ? api_cert_json(c) : json_null();
+	json_t *j = json_object();
+	int bad;
 
-	if (cert == NULL)
+	if (j == NULL)
 		return NULL;
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, "
-	    "s:o, s:o, s:o}",
-	    "deviceId", d->device_id,
-	    "serial", d->se_serial,
-	    "status", inv_dev_status_name(d->status),
-	    "authType", inv_auth_name(d->auth_type),
-	    "owner", d->owner,
-	    "batch", d->batch,
-	    "hub", d->hub,
-	    "rekey", d->rekey,
-	    "needsReenrol", d->needs_reenrol,
-	    "createdAt", api_time_json(d->created_at),
-	    "updatedAt", api_time_json(d->updated_at),
-	    "certificate", cert);
+	/* Device ids, serials and labels were checked on the way in
+	 * (inv_device_check): printable ASCII, so valid UTF-8. */
+	bad = put(j, "deviceId", json_string(d->device_id)) |
+	    put(j, "serial", json_string(d->se_serial)) |
+	    put(j, "status", json_string_nocheck(
+	    inv_dev_status_name(d->status))) |
+	    put(j, "authType", json_string_nocheck(
+	    inv_auth_name(d->auth_type))) |
+	    put(j, "owner", json_string(d->owner)) |
+	    put(j, "batch", json_string(d->batch)) |
+	    put(j, "hub", json_string(d->hub)) |
+	    put(j, "rekey", json_boolean(d->rekey)) |
+	    put(j, "needsReenrol", json_boolean(d->needs_reenrol)) |
+	    put(j, "createdAt", api_time_json(d->created_at)) |
+	    put(j, "updatedAt", api_time_json(d->updated_at)) |
+	    put(j, "certificate", c != NULL ? api_cert_json(c) : json_null());
+	if (bad) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 static const char *
@@ -209,4 +233,17 @@ api_query_int(struct api_call *c, struct httpd_response *r,
 	}
 	*out = v;
 	return 0;
+}
+
+const char *const *
+api_hub_names(const struct cfg *cfg, const char *hubs[65])
+{
+	size_t i, n = 0;
+
+	if (cfg->nhubs == 0)
+		return NULL;
+	for (i = 0; i < cfg->nhubs && n < 64; i++)
+		hubs[n++] = cfg->hubs[i].name != NULL ? cfg->hubs[i].name : "";
+	hubs[n] = NULL;
+	return hubs;
 }

@@ -33,6 +33,7 @@ enum sub { SUB_NONE = 0, SUB_GET, SUB_PUT, SUB_CALL, SUB_CSR };
 
 struct slot {
 	int		 used;
+	int		 probe;		/* the one call after a hub pause */
 	enum sub	 sub;
 	int		 hub;
 	struct inv_delivery d;
@@ -43,7 +44,8 @@ struct dhub {
 	char		 name[FC_NAME_MAX];
 	struct hub	*h;
 	int64_t		 paused_until;
-	char		 reason[200];
+	char		 reason[200];	/* "" once a call went through again */
+	int		 probing;	/* one call in flight after a pause */
 };
 
 struct deliver {
@@ -200,6 +202,8 @@ static void
 slot_release(struct slot *s)
 {
 	if (s->used) {
+		if (s->probe)
+			s->dv->hubs[s->hub].probing = 0;
 		s->used = 0;
 		s->dv->in_flight--;
 	}
@@ -280,6 +284,7 @@ pause_hub(struct slot *s, const struct hub_result *res)
 		dv->st.outcomes[DELIVER_OUT_PAUSED]++;
 	}
 	hb->paused_until = fc_now() + wait;
+	hb->probing = 0;
 	snprintf(hb->reason, sizeof(hb->reason), "%s", why);
 	if (inv_delivery_update(dv->db, s->d.serial, s->d.step, s->d.attempts,
 	    hb->paused_until, why) != FC_OK)
@@ -602,6 +607,14 @@ on_result(struct hub_result *res, void *arg)
 		hub_result_free(res);
 		return;
 	}
+	if (res->outcome != HUB_MISCONFIGURED && s->dv->hubs[s->hub].reason[0]) {
+		/* The hub answers again: its queue runs. */
+		log_info("hub %s: delivery queue resumed",
+		    dv->hubs[s->hub].name[0] ? dv->hubs[s->hub].name :
+		    "(default)");
+		dv->hubs[s->hub].reason[0] = '\0';
+		dv->hubs[s->hub].probing = 0;
+	}
 	if (res->outcome == HUB_MISCONFIGURED) {
 		pause_hub(s, res);
 	} else if (strcmp(s->d.step, "install") == 0) {
@@ -727,11 +740,19 @@ deliver_tick(struct deliver *dv, int64_t now)
 			    dv->hubs[h].reason);
 			continue;
 		}
+		/* After a pause one call probes the hub; the others wait for
+		 * its answer. */
+		if (dv->hubs[h].reason[0] != '\0' && dv->hubs[h].probing)
+			continue;
 		s = slot_get(dv);
 		if (s == NULL)
 			break;
 		s->d = *d;
 		s->hub = h;
+		if (dv->hubs[h].reason[0] != '\0') {
+			dv->hubs[h].probing = 1;
+			s->probe = 1;
+		}
 		step_run(s);
 		started++;
 	}
@@ -824,13 +845,11 @@ deliver_health(const struct deliver *dv, char *buf, size_t len)
 {
 	size_t o = 0;
 	int i, ok = 1;
-	int64_t now = fc_now();
-
 	if (len > 0)
 		buf[0] = '\0';
 	for (i = 0; i < dv->nhubs; i++) {
 		const struct dhub *h = &dv->hubs[i];
-		if (h->paused_until <= now)
+		if (h->reason[0] == '\0')
 			continue;
 		ok = 0;
 		if (o < len)

@@ -1,11 +1,12 @@
 /*
  * enrol.c — the re-enrolment endpoint's logic (device-protocol.md §2,
- * DESIGN.md "Re-enrolment"): hands out nonces, checks a device's proof,
- * issues through the signer, supersedes the old lineage and answers.
+ * DESIGN.md "Re-enrolment"): rate limits, hands out nonces, checks a
+ * device's proof and answers every refusal; enrol_issue.c does the issuing.
  * Runs in the main process on the enrolment listener's threads; each call
  * borrows a database connection of its own from a small pool. Never sees the
  * CA key: signing goes through struct enrol_issuer.
  */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,29 +25,10 @@
 #include "inventory.h"
 #include "inventory_enrol.h"
 #include "log.h"
+#include "metrics.h"
 
-#define POOL_MAX	16
 #define LIMIT_SLOTS	65536
 #define KEY_SLOTS	16384
-
-struct enrol {
-	pthread_mutex_t		 mu;		/* pool and stats */
-	struct db		*pool[POOL_MAX];
-	int			 npool;
-	char			*db_path;
-	const struct cfg	*cfg;		/* the hubs; outlives e */
-	int			 ttl;
-	int			 allow_new_key;
-	int			 renew_before_days;
-	struct enrol_limit	*per_serial;
-	struct enrol_limit	*per_addr;
-	struct enrol_keys	*keys;
-	struct enrol_issuer	 iss;
-	/* Verified against when the serial is unknown, so that an unknown
-	 * serial costs what a known one costs (no timing oracle). */
-	EVP_PKEY		*decoy;
-	struct enrol_stats	 st;
-};
 
 /* Proof failures, named in the audit log only; the client sees one 401. */
 static const char *const UNAUTH_MSG = "proof rejected";
@@ -60,12 +42,20 @@ enrol_answer_clear(struct enrol_answer *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static void
-stat_add(struct enrol *e, uint64_t *counter)
+/* Exported by GET /metrics (metrics.c); registered in enrol_new. */
+static struct metric *m_requests, *m_anomalies;
+
+/* Counts one outcome in the endpoint's counters and in /metrics. */
+void
+enrol_stat_add(struct enrol *e, uint64_t *counter, const char *outcome)
 {
 	pthread_mutex_lock(&e->mu);
 	(*counter)++;
 	pthread_mutex_unlock(&e->mu);
+	if (counter == &e->st.anomalies)
+		metrics_add(m_anomalies, 1);
+	else
+		metrics_add(m_requests, 1, outcome);
 }
 
 void
@@ -76,8 +66,8 @@ enrol_stats_get(struct enrol *e, struct enrol_stats *out)
 	pthread_mutex_unlock(&e->mu);
 }
 
-static enum fc_err
-answer_json(struct enrol_answer *a, int status, json_t *body)
+enum fc_err
+enrol_answer_json(struct enrol_answer *a, int status, json_t *body)
 {
 	char *s;
 
@@ -97,14 +87,14 @@ static enum fc_err
 answer_error(struct enrol_answer *a, int status, const char *code,
     const char *message)
 {
-	return answer_json(a, status, json_pack("{s:{s:s,s:s}}", "error",
+	return enrol_answer_json(a, status, json_pack("{s:{s:s,s:s}}", "error",
 	    "code", code, "message", message));
 }
 
 static enum fc_err
 answer_limited(struct enrol *e, struct enrol_answer *a, int retry_after)
 {
-	stat_add(e, &e->st.limited);
+	enrol_stat_add(e, &e->st.limited, "limited");
 	a->retry_after = retry_after;
 	return answer_error(a, 429, "too_many_requests",
 	    "too many requests; retry later");
@@ -113,8 +103,48 @@ answer_limited(struct enrol *e, struct enrol_answer *a, int retry_after)
 static enum fc_err
 answer_internal(struct enrol *e, struct enrol_answer *a)
 {
-	stat_add(e, &e->st.failed);
+	enrol_stat_add(e, &e->st.failed, "failed");
 	return answer_error(a, 500, "internal", "internal error; retry later");
+}
+
+/*
+ * The rate-limit key of a client address: an IPv4 address (also when
+ * IPv4-mapped), or the /64 of an IPv6 address (one subscriber commonly
+ * holds a whole /64). Anything else ("unix") is its text, truncated.
+ */
+static size_t
+addr_key(const char *peer, unsigned char key[16])
+{
+	unsigned char a6[16];
+	size_t n;
+
+	if (inet_pton(AF_INET, peer, key) == 1)
+		return 4;
+	if (inet_pton(AF_INET6, peer, a6) == 1) {
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0,
+		    0, 0, 0, 0xff, 0xff };
+		if (memcmp(a6, mapped, sizeof(mapped)) == 0) {
+			memcpy(key, a6 + 12, 4);
+			return 4;
+		}
+		memcpy(key, a6, 8);
+		key[8] = 6;	/* never equal to an IPv4 key */
+		return 9;
+	}
+	n = strlen(peer);
+	if (n > 16)
+		n = 16;
+	memcpy(key, peer, n);
+	return n;
+}
+
+static int
+addr_allowed(struct enrol *e, const char *peer, int64_t now, int *retry)
+{
+	unsigned char key[16];
+	size_t n = addr_key(peer, key);
+
+	return enrol_limit_hit(e->per_addr, key, n, now, retry);
 }
 
 /* ---- database connections ---- */
@@ -143,7 +173,7 @@ db_put(struct enrol *e, struct db *db)
 	if (db->tx_depth > 0)
 		db_rollback(db);
 	pthread_mutex_lock(&e->mu);
-	if (e->npool < POOL_MAX) {
+	if (e->npool < ENROL_POOL_MAX) {
 		e->pool[e->npool++] = db;
 		db = NULL;
 	}
@@ -172,6 +202,7 @@ enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 	e->ttl = cfg->challenge_ttl_seconds;
 	e->allow_new_key = cfg->allow_new_key;
 	e->renew_before_days = cfg->renew_before_days;
+	e->jitter_days = cfg->jitter_days;
 	e->db_path = strdup(cfg->db_path);
 	if (e->db_path == NULL)
 		goto out;
@@ -186,6 +217,11 @@ enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 	result = enrol_keys_new(KEY_SLOTS, &e->keys);
 	if (result != FC_OK)
 		goto out;
+	m_requests = metrics_counter("fleetcert_enrol_requests_total",
+	    "Re-enrolment endpoint answers, by outcome (challenge, reenrolled, "
+	    "bad_request, rejected, forbidden, limited, failed)", "outcome");
+	m_anomalies = metrics_counter("fleetcert_enrol_anomalies_total",
+	    "Serials that failed re-enrolment repeatedly within an hour", NULL);
 	e->decoy = EVP_EC_gen("P-256");
 	if (e->decoy == NULL) {
 		log_openssl("enrol: cannot generate the decoy key");
@@ -197,6 +233,24 @@ enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 out:
 	enrol_free(e);
 	return result;
+}
+
+enum fc_err
+enrol_reconfigure(struct enrol *e, const struct cfg *cfg)
+{
+	e->cfg = cfg;
+	e->ttl = cfg->challenge_ttl_seconds;
+	e->allow_new_key = cfg->allow_new_key;
+	e->renew_before_days = cfg->renew_before_days;
+	e->jitter_days = cfg->jitter_days;
+	enrol_limit_set(e->per_serial, cfg->per_serial_per_hour);
+	enrol_limit_set(e->per_addr, cfg->per_address_per_minute);
+	log_info("enrol: settings reloaded (challenge TTL %d s, %d challenges "
+	    "per serial per hour, %d requests per address per minute, new "
+	    "keys %s)", cfg->challenge_ttl_seconds, cfg->per_serial_per_hour,
+	    cfg->per_address_per_minute, cfg->allow_new_key ? "allowed" :
+	    "refused");
+	return FC_OK;
 }
 
 void
@@ -264,15 +318,15 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	const char *why;
 	int64_t now = fc_now();
 	enum fc_err result;
-	int retry, tries;
+	int retry, tries, ttl = e->ttl;
 
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
-	if (!enrol_limit_hit(e->per_addr, peer, strlen(peer), now, &retry))
+	if (!addr_allowed(e, peer, now, &retry))
 		return answer_limited(e, ans, retry);
 	if (enrol_req_parse(body, len, ENROL_REQ_CHALLENGE, &req, &why) !=
 	    FC_OK) {
-		stat_add(e, &e->st.bad_requests);
+		enrol_stat_add(e, &e->st.bad_requests, "bad_request");
 		return answer_error(ans, 400, "bad_request", why);
 	}
 	if (!enrol_limit_hit(e->per_serial, req.serial_raw,
@@ -290,7 +344,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 			goto fail;
 		}
 		result = inv_challenge_insert(db, nonce, req.serial,
-		    now + e->ttl);
+		    now + ttl);
 		if (result != FC_ECONFLICT)
 			break;
 	}
@@ -300,10 +354,10 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		goto fail;
 	if (tdb == NULL)
 		db_put(e, db);
-	stat_add(e, &e->st.challenges);
+	enrol_stat_add(e, &e->st.challenges, "challenge");
 	log_debug("enrol %s: challenge for %s", req.serial, peer);
-	result = answer_json(ans, 200, json_pack("{s:s,s:i}", "nonce", b64,
-	    "expiresIn", e->ttl));
+	result = enrol_answer_json(ans, 200, json_pack("{s:s,s:i}", "nonce", b64,
+	    "expiresIn", ttl));
 	free(b64);
 	return result;
 fail:
@@ -340,7 +394,7 @@ audit_refusal(struct enrol *e, struct db *db, const struct enrol_req *req,
 	n = enrol_limit_fail(e->per_serial, req->serial_raw,
 	    sizeof(req->serial_raw), fc_now());
 	if (n == ENROL_ANOMALY_FAILURES) {
-		stat_add(e, &e->st.anomalies);
+		enrol_stat_add(e, &e->st.anomalies, "anomaly");
 		log_warn("enrol %s: %d failed re-enrolments within an hour",
 		    req->serial, n);
 		if (audit_append(db, actor, "enrol.anomaly", device_id, NULL,
@@ -348,168 +402,6 @@ audit_refusal(struct enrol *e, struct db *db, const struct enrol_req *req,
 			log_error("enrol %s: cannot audit anomaly",
 			    req->serial);
 	}
-}
-
-/* PEM of one certificate, from its DER. Caller frees. */
-static char *
-cert_pem(const unsigned char *der, size_t len)
-{
-	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
-	static const char tail[] = "-----END CERTIFICATE-----\n";
-	char *b64 = NULL, *pem, *p;
-	size_t n, i;
-
-	if (fc_b64_encode(der, len, &b64) != FC_OK)
-		return NULL;
-	n = strlen(b64);
-	pem = malloc(sizeof(head) + n + n / 64 + 2 + sizeof(tail));
-	if (pem != NULL) {
-		p = pem;
-		memcpy(p, head, sizeof(head) - 1);
-		p += sizeof(head) - 1;
-		for (i = 0; i < n; i += 64) {
-			size_t k = n - i < 64 ? n - i : 64;
-			memcpy(p, b64 + i, k);
-			p += k;
-			*p++ = '\n';
-		}
-		memcpy(p, tail, sizeof(tail));
-	}
-	free(b64);
-	return pem;
-}
-
-/*
- * Issues for a device whose proof was accepted: reserve (committed, synced),
- * sign, then complete + supersede + audit in one synced transaction. Only
- * then is the answer built; a crash before that leaves a reserved row that
- * enrol_recover() voids, and the device retries with a new nonce.
- */
-static enum fc_err
-issue(struct enrol *e, struct db *db, const struct inv_device *dev,
-    const unsigned char *spki, size_t spki_len, const char *peer,
-    struct enrol_answer *ans)
-{
-	struct inv_cert row, cur;
-	struct enrol_issued out;
-	char actor[96], na[21], ra[21];
-	char *pem = NULL, *detail = NULL;
-	int64_t renew_after;
-	enum fc_err result;
-	json_t *j;
-	int n = 0;
-
-	memset(&row, 0, sizeof(row));
-	memset(&cur, 0, sizeof(cur));
-	memset(&out, 0, sizeof(out));
-	snprintf(actor, sizeof(actor), "enrol:%s", peer);
-
-	result = e->iss.serial_new(e->iss.arg, row.serial);
-	if (result != FC_OK)
-		goto out;
-	snprintf(row.device_id, sizeof(row.device_id), "%s", dev->device_id);
-	row.status = INV_CERT_RESERVED;
-	row.issued_by = INV_ISSUED_REENROLMENT;
-	if (inv_cert_current(db, dev->device_id, &cur) == FC_OK)
-		snprintf(row.renewed_from, sizeof(row.renewed_from), "%s",
-		    cur.serial);
-	result = inv_enrol_durable(db, 1);
-	if (result != FC_OK)
-		goto out;
-	result = inv_cert_insert(db, &row, actor);
-	if (result != FC_OK) {
-		log_error("enrol device %s: cannot reserve serial %s: %s",
-		    dev->device_id, row.serial, fc_strerror(result));
-		goto out;
-	}
-
-	result = e->iss.issue(e->iss.arg, row.serial, dev->device_id,
-	    dev->se_serial, spki, spki_len, &out);
-	if (result != FC_OK) {
-		log_error("enrol device %s: signing serial %s failed: %s",
-		    dev->device_id, row.serial, fc_strerror(result));
-		(void)inv_enrol_void(db, row.serial, actor, "signing failed");
-		goto out;
-	}
-	row.der = out.der;
-	row.der_len = out.der_len;
-	row.not_before = out.not_before;
-	row.not_after = out.not_after;
-	memcpy(row.sha1, out.sha1, sizeof(row.sha1));
-	memcpy(row.sha256, out.sha256, sizeof(row.sha256));
-
-	j = json_pack("{s:s,s:s,s:s}", "serial", dev->se_serial,
-	    "renewedFrom", row.renewed_from, "peer", peer);
-	detail = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	json_decref(j);
-	result = db_begin(db);
-	if (result != FC_OK)
-		goto void_out;
-	result = inv_cert_complete(db, &row, INV_CERT_DELIVERED, actor);
-	if (result == FC_OK)
-		result = inv_enrol_supersede(db, dev->device_id, row.serial,
-		    actor, &n);
-	if (result == FC_OK && dev->needs_reenrol)
-		result = inv_device_set_needs_reenrol(db, dev->device_id, 0);
-	if (result == FC_OK)
-		result = audit_append(db, actor, "enrol.reenrol",
-		    dev->device_id, row.serial, detail);
-	if (result == FC_OK)
-		result = db_commit(db);
-	else
-		db_rollback(db);
-	if (result != FC_OK) {
-		log_error("enrol device %s: cannot record certificate %s: %s",
-		    dev->device_id, row.serial, fc_strerror(result));
-		goto void_out;
-	}
-	(void)inv_enrol_durable(db, 0);
-
-	/* Self-signed devices authenticate at the hub by thumbprint: stage
-	 * the new one before answering, so the device's next connection
-	 * works. If the hub cannot be reached the certificate stands (it is
-	 * recorded and valid); the gap is audited, and reconciliation reports
-	 * the thumbprint drift until the delivery loop or an operator fixes
-	 * it. */
-	if (dev->auth_type == INV_AUTH_SELFSIGNED &&
-	    enrol_hub_stage(e->cfg, dev->hub, dev->device_id, out.sha1,
-	    out.sha256) != FC_OK &&
-	    audit_append(db, actor, "enrol.hub_pending", dev->device_id,
-	    row.serial, "{\"cause\":\"thumbprint not staged at the hub\"}") !=
-	    FC_OK)
-		log_error("enrol device %s: cannot audit the hub gap",
-		    dev->device_id);
-
-	pem = cert_pem(out.der, out.der_len);
-	if (pem == NULL) {
-		result = FC_ENOMEM;
-		goto out;
-	}
-	renew_after = out.not_after - (int64_t)e->renew_before_days * 86400;
-	if (renew_after < out.not_before)
-		renew_after = out.not_before;
-	fc_time_iso((time_t)out.not_after, na);
-	fc_time_iso((time_t)renew_after, ra);
-	result = answer_json(ans, 200, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}",
-	    "deviceId", dev->device_id, "serial", row.serial,
-	    "certificate", pem, "chain",
-	    e->iss.chain_pem ? e->iss.chain_pem : "",
-	    "notAfter", na, "renewAfter", ra));
-	if (result == FC_OK) {
-		stat_add(e, &e->st.reenrolled);
-		log_info("enrol device %s: re-enrolled, certificate %s "
-		    "(%d superseded)", dev->device_id, row.serial, n);
-	}
-	goto out;
-void_out:
-	(void)inv_enrol_void(db, row.serial, actor, "recording failed");
-out:
-	(void)inv_enrol_durable(db, 0);
-	free(pem);
-	free(detail);
-	free(out.der);
-	inv_cert_clear(&cur);
-	return result;
 }
 
 /*
@@ -536,24 +428,24 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	const char *why, *cause = NULL;
 	int64_t expires_at = 0, now = fc_now();
 	enum fc_err result;
-	int retry, known = 0, self_ok = 0;
+	struct enrol_csr csr;
+	int retry, known = 0, self_ok = 0, same_key = 0;
 
 	memset(ans, 0, sizeof(*ans));
 	memset(&req, 0, sizeof(req));
 	memset(&dev, 0, sizeof(dev));
-	if (!enrol_limit_hit(e->per_addr, peer, strlen(peer), now, &retry))
+	if (!addr_allowed(e, peer, now, &retry))
 		return answer_limited(e, ans, retry);
 	result = enrol_req_parse(body, len, ENROL_REQ_REENROL, &req, &why);
 	if (result == FC_OK) {
-		result = enrol_csr_inspect(req.csr, req.csr_len, &spki,
-		    &spki_len, &self_ok);
+		result = enrol_csr_parse(req.csr, req.csr_len, &csr);
 		why = "bad csr: not a DER PKCS#10 request";
 	}
 	if (result == FC_ENOMEM)
 		goto fail;
 	if (result != FC_OK) {
 		enrol_req_clear(&req);
-		stat_add(e, &e->st.bad_requests);
+		enrol_stat_add(e, &e->st.bad_requests, "bad_request");
 		return answer_error(ans, 400, "bad_request", why);
 	}
 
@@ -596,16 +488,32 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	enrol_digest(req.nonce, req.serial_raw, req.csr, req.csr_len, NULL, d);
 	if (enrol_sig_verify(key, d, req.sig) != FC_OK && cause == NULL)
 		cause = "identity signature does not verify";
-	if (!self_ok && cause == NULL)
-		cause = "CSR self-signature does not verify";
-	if (cause == NULL && !e->allow_new_key &&
-	    (spki_len != dev.identity_key_len ||
-	    memcmp(spki, dev.identity_key, spki_len) != 0))
+
+	/* The CSR. Same key as the identity key (the default and the common
+	 * case): its self-signature is checked with the parsed identity key.
+	 * An unknown serial gets the same work against the decoy. Another
+	 * key (allow_new_key) is decoded and checked the general way. */
+	same_key = known && dev.identity_key != NULL &&
+	    csr.spki_len == dev.identity_key_len &&
+	    memcmp(csr.spki, dev.identity_key, csr.spki_len) == 0;
+	if (same_key || cause != NULL) {
+		self_ok = enrol_csr_verify(&csr, key) == FC_OK;
+		if (same_key && !self_ok && cause == NULL)
+			cause = "CSR self-signature does not verify";
+	} else if (!e->allow_new_key) {
 		cause = "CSR key is not the identity key";
+	} else {
+		result = enrol_csr_inspect(req.csr, req.csr_len, &spki,
+		    &spki_len, &self_ok);
+		if (result == FC_ENOMEM)
+			goto fail;
+		if (result != FC_OK || !self_ok)
+			cause = "CSR self-signature does not verify";
+	}
 	if (cause != NULL) {
 		audit_refusal(e, db, &req, known ? dev.device_id : NULL, peer,
 		    "enrol.reject", cause);
-		stat_add(e, &e->st.rejected);
+		enrol_stat_add(e, &e->st.rejected, "rejected");
 		result = answer_error(ans, 401, "unauthorized", UNAUTH_MSG);
 		goto out;
 	}
@@ -615,12 +523,21 @@ enrol_reenrol(struct enrol *e, struct db *tdb, const char *body, size_t len,
 	if (dev.status != INV_DEV_ACTIVE) {
 		audit_refusal(e, db, &req, dev.device_id, peer,
 		    "enrol.forbidden", inv_dev_status_name(dev.status));
-		stat_add(e, &e->st.forbidden);
+		enrol_stat_add(e, &e->st.forbidden, "forbidden");
 		result = answer_error(ans, 403, "forbidden", "device is not "
 		    "allowed to re-enrol");
 		goto out;
 	}
-	result = issue(e, db, &dev, spki, spki_len, peer, ans);
+	result = enrol_issue(e, db, &dev, same_key ? dev.identity_key : spki,
+	    same_key ? dev.identity_key_len : spki_len, peer, ans);
+	if (result == FC_EPERM) {
+		audit_refusal(e, db, &req, dev.device_id, peer,
+		    "enrol.forbidden", "revoked during the re-enrolment");
+		enrol_stat_add(e, &e->st.forbidden, "forbidden");
+		result = answer_error(ans, 403, "forbidden", "device is not "
+		    "allowed to re-enrol");
+		goto out;
+	}
 	if (result == FC_ENOMEM || result == FC_OK)
 		goto out;
 fail:

@@ -80,8 +80,31 @@ enum fc_err enrol_sig_decode(const unsigned char *in, size_t len,
 enum fc_err enrol_sig_verify(EVP_PKEY *key,
     const unsigned char d[ENROL_DIGEST_LEN], const unsigned char sig[64]);
 
+/* A CSR's parts, pointing into its DER (valid while the DER is). */
+struct enrol_csr {
+	const unsigned char	*spki;		/* SubjectPublicKeyInfo TLV */
+	size_t			 spki_len;
+	const unsigned char	*tbs;		/* CertificationRequestInfo */
+	size_t			 tbs_len;
+	const unsigned char	*sig;		/* signature BIT STRING bytes */
+	size_t			 sig_len;
+	int			 ecdsa_sha256;	/* signed with ecdsa-with-SHA256 */
+};
+
 /*
- * Parses a DER PKCS#10 CSR (exactly len bytes, nothing trailing). FC_EINVAL
+ * Checks the strict DER structure of a PKCS#10 request (RFC 2986), without
+ * decoding the key: FC_OK with *out filled, or FC_EINVAL.
+ */
+enum fc_err enrol_csr_parse(const unsigned char *der, size_t len,
+    struct enrol_csr *out);
+
+/* Verifies the CSR's ecdsa-with-SHA256 self-signature with key (which must
+ * be the key its SPKI holds). FC_OK or FC_ECRYPTO (any other algorithm). */
+enum fc_err enrol_csr_verify(const struct enrol_csr *c, EVP_PKEY *key);
+
+/*
+ * The general path, for a key the inventory does not hold:
+ * parses a DER PKCS#10 CSR (exactly len bytes, nothing trailing). FC_EINVAL
  * if unparsable. On FC_OK, *spki (malloc'd SubjectPublicKeyInfo DER, caller
  * frees) and *self_sig_ok (1 if the CSR's self-signature verifies with its
  * own key, else 0) are set.
@@ -145,7 +168,7 @@ struct enrol_stats {
 /*
  * Creates the endpoint from cfg's [enrol] (challenge_ttl_seconds,
  * allow_new_key, per_serial_per_hour, per_address_per_minute),
- * [renewal] renew_before_days (for renewAfter), [database] path and the
+ * [renewal] renew_before_days and jitter_days (for renewAfter), [database] path and the
  * [hub] sections (self-signed devices' thumbprints): cfg must outlive the
  * endpoint. Handlers called without a connection borrow one from a small
  * pool. issuer is copied. On FC_OK *out is set; enrol_free it.
@@ -153,6 +176,15 @@ struct enrol_stats {
 enum fc_err enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
     struct enrol **out);
 void enrol_free(struct enrol *e);
+
+/*
+ * Applies a reloaded configuration (SIGHUP) while requests run: challenge
+ * TTL, allow_new_key, the two rate limits (counts so far are kept),
+ * renewAfter's settings and the hub sections. cfg must outlive e (main.c
+ * keeps retired configurations). Listen address and TLS files apply at
+ * restart. FC_OK.
+ */
+enum fc_err enrol_reconfigure(struct enrol *e, const struct cfg *cfg);
 
 /*
  * The two handlers. db is the calling thread's connection, or NULL to borrow

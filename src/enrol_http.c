@@ -259,6 +259,14 @@ enrol_stop(struct enrol_listener *l)
 	free(l);
 }
 
+enum fc_err
+enrol_reload(struct enrol_listener *l, const struct cfg *cfg)
+{
+	if (l == NULL)
+		return FC_OK;
+	return enrol_reconfigure(l->e, cfg);
+}
+
 int
 enrol_listener_port(const struct enrol_listener *l)
 {

@@ -27,6 +27,9 @@ enum fc_err enrol_start(const struct cfg *cfg, struct db *db,
     struct enrol_listener **out);
 /* Stops serving (in-flight requests finish first) and frees; NULL: no-op. */
 void enrol_stop(struct enrol_listener *l);
+/* SIGHUP: applies cfg's [enrol] rate limits, TTL and allow_new_key
+ * (enrol_reconfigure); NULL l: no-op. FC_OK. */
+enum fc_err enrol_reload(struct enrol_listener *l, const struct cfg *cfg);
 /* The bound TCP port (tests with port 0). */
 int enrol_listener_port(const struct enrol_listener *l);
 /* The endpoint, for enrol_stats_get (metrics). */

@@ -8,9 +8,56 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "fc.h"
+#include "enrol.h"
+
+struct db;
+struct inv_device;
+struct enrol_limit;
+struct enrol_keys;
+struct cfg;
+
+#define ENROL_POOL_MAX	16
+
+/* The endpoint (enrol.c); internal to the enrol files. */
+struct enrol {
+	pthread_mutex_t		 mu;		/* pool and stats */
+	struct db		*pool[ENROL_POOL_MAX];
+	int			 npool;
+	char			*db_path;
+	/* Settings a reload may change while requests run (enrol_reload). */
+	const struct cfg *_Atomic cfg;		/* the hubs; outlives e */
+	_Atomic int		 ttl;
+	_Atomic int		 allow_new_key;
+	_Atomic int		 renew_before_days;
+	_Atomic int		 jitter_days;
+	struct enrol_limit	*per_serial;
+	struct enrol_limit	*per_addr;
+	struct enrol_keys	*keys;
+	struct enrol_issuer	 iss;
+	/* Verified against when the serial is unknown, so that an unknown
+	 * serial costs what a known one costs (no timing oracle). */
+	EVP_PKEY		*decoy;
+	struct enrol_stats	 st;
+};
+
+/* Counts one outcome (counter: a field of e->st) here and in /metrics. */
+void enrol_stat_add(struct enrol *e, uint64_t *counter, const char *outcome);
+/* Sets a's status and JSON body (steals body; NULL: FC_ENOMEM). */
+enum fc_err enrol_answer_json(struct enrol_answer *a, int status,
+    json_t *body);
+/*
+ * Issues for a proven, active device (enrol_issue.c): FC_OK with a 200 in
+ * *ans; FC_EPERM if the device was revoked meanwhile (row voided, no
+ * answer); other errors: nothing issued, no answer.
+ */
+enum fc_err enrol_issue(struct enrol *e, struct db *db,
+    const struct inv_device *dev, const unsigned char *spki,
+    size_t spki_len, const char *peer, struct enrol_answer *ans);
 
 /*
  * Fixed-window counters keyed by up to 16 bytes (an SE serial, an IP
@@ -32,6 +79,8 @@ int enrol_limit_hit(struct enrol_limit *l, const void *key, size_t keylen,
 /* Counts a failure; returns the failures in the current window. */
 int enrol_limit_fail(struct enrol_limit *l, const void *key, size_t keylen,
     int64_t now);
+/* Changes the hits allowed per window (a reload). */
+void enrol_limit_set(struct enrol_limit *l, int limit);
 /* Failures in the current window (0 if unknown). */
 int enrol_limit_failures(struct enrol_limit *l, const void *key,
     size_t keylen, int64_t now);

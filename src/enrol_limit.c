@@ -137,6 +137,14 @@ enrol_limit_hit(struct enrol_limit *l, const void *key, size_t keylen,
 	return ok;
 }
 
+void
+enrol_limit_set(struct enrol_limit *l, int limit)
+{
+	pthread_mutex_lock(&l->mu);
+	l->limit = limit;
+	pthread_mutex_unlock(&l->mu);
+}
+
 int
 enrol_limit_fail(struct enrol_limit *l, const void *key, size_t keylen,
     int64_t now)

@@ -15,6 +15,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "der.h"
 #include "enrol.h"
 
 /*
@@ -295,6 +296,70 @@ out:
 	BN_free(r);
 	BN_free(s);
 	ECDSA_SIG_free(es);
+	return result;
+}
+
+/* ecdsa-with-SHA256 (RFC 5758 3.2): 1.2.840.10045.4.3.2 */
+static const unsigned char OID_ECDSA_SHA256[] = {
+	0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02
+};
+
+enum fc_err
+enrol_csr_parse(const unsigned char *der, size_t len, struct enrol_csr *out)
+{
+	struct der_rd r = { der, len }, csr, info, info_raw, ver, name, spki,
+	    spki_raw, attrs, alg, oid, sig;
+
+	/* RFC 2986 4: CertificationRequest ::= SEQUENCE {
+	 *   certificationRequestInfo SEQUENCE { version INTEGER (0),
+	 *     subject Name, subjectPKInfo SubjectPublicKeyInfo,
+	 *     attributes [0] }, signatureAlgorithm, signature BIT STRING }.
+	 * An absent attributes field is tolerated, as OpenSSL does. */
+	if (der == NULL || len == 0 || len > ENROL_CSR_MAX ||
+	    der_get(&r, DER_SEQUENCE, &csr, NULL) != 0 || r.len != 0 ||
+	    der_get(&csr, DER_SEQUENCE, &info, &info_raw) != 0 ||
+	    der_get(&csr, DER_SEQUENCE, &alg, NULL) != 0 ||
+	    der_get(&csr, DER_BITSTRING, &sig, NULL) != 0 || csr.len != 0 ||
+	    der_get(&info, DER_INTEGER, &ver, NULL) != 0 ||
+	    ver.len != 1 || ver.p[0] != 0 ||
+	    der_get(&info, DER_SEQUENCE, &name, NULL) != 0 ||
+	    der_get(&info, DER_SEQUENCE, &spki, &spki_raw) != 0 ||
+	    (info.len > 0 && der_get(&info, 0xa0, &attrs, NULL) != 0) ||
+	    info.len != 0 ||
+	    der_get(&alg, DER_OID, &oid, NULL) != 0 ||
+	    sig.len < 2 || sig.p[0] != 0)
+		return FC_EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->spki = spki_raw.p;
+	out->spki_len = spki_raw.len;
+	out->tbs = info_raw.p;
+	out->tbs_len = info_raw.len;
+	out->sig = sig.p + 1;
+	out->sig_len = sig.len - 1;
+	/* ecdsa-with-SHA256 has no parameters (RFC 5758 3.2). */
+	out->ecdsa_sha256 = alg.len == 0 &&
+	    oid.len == sizeof(OID_ECDSA_SHA256) &&
+	    memcmp(oid.p, OID_ECDSA_SHA256, oid.len) == 0;
+	return FC_OK;
+}
+
+enum fc_err
+enrol_csr_verify(const struct enrol_csr *c, EVP_PKEY *key)
+{
+	unsigned char d[32];
+	EVP_PKEY_CTX *ctx = NULL;
+	enum fc_err result = FC_ECRYPTO;
+
+	if (!c->ecdsa_sha256 || key == NULL ||
+	    EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
+		return FC_ECRYPTO;
+	SHA256(c->tbs, c->tbs_len, d);
+	ctx = EVP_PKEY_CTX_new(key, NULL);
+	if (ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+	    EVP_PKEY_verify(ctx, c->sig, c->sig_len, d, sizeof(d)) == 1)
+		result = FC_OK;
+	ERR_clear_error();
+	EVP_PKEY_CTX_free(ctx);
 	return result;
 }
 

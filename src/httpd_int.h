@@ -29,6 +29,12 @@ int httpd_router_match(struct httpd_router *r, const char *method,
  * for a malformed escape, an encoded NUL, or allocation failure. */
 char *httpd_pct_decode(const char *s, int plus_space, size_t *len);
 
+/* Opens the listening socket for spec (see httpd.h). On FC_OK: *fd, *port
+ * (TCP, else 0) and *unix_path (malloc'ed path of a Unix socket we created,
+ * else NULL). Logs failures naming name and spec. */
+enum fc_err httpd_listen_open(const char *name, const char *spec, int *fd,
+    int *port, char **unix_path);
+
 /* Frees what a response owns. */
 void httpd_resp_clear(struct httpd_response *r);
 

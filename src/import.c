@@ -387,11 +387,9 @@ import_hub_known(const struct import_opts *o, const char *hub)
 {
 	const char *const *h;
 
-	if (hub == NULL)
-		hub = "";
-	if (o->hubs == NULL)
-		return hub[0] == '\0';
-	for (h = o->hubs; *h != NULL; h++)
+	if (hub == NULL || hub[0] == '\0')
+		return 1;
+	for (h = o->hubs; h != NULL && *h != NULL; h++)
 		if (strcmp(*h, hub) == 0)
 			return 1;
 	return 0;
@@ -503,9 +501,9 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 	if (id[0] == '\0')
 		E("deviceId is empty");
 	if (formula_like(id))
-		E("deviceId %s starts with a spreadsheet formula character", q);
+		E("deviceId \"%s\" starts with a spreadsheet formula character", q);
 	if (!fc_device_id_valid(id))
-		E("deviceId %s is not a valid IoT Hub device id (1-128 of "
+		E("deviceId \"%s\" is not a valid IoT Hub device id (1-128 of "
 		    "A-Z a-z 0-9 -.+%%_#*?!(),:=@$')", q);
 	snprintf(d.device_id, sizeof(d.device_id), "%s", id);
 
@@ -513,7 +511,7 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 		E("serial is empty");
 	if (fc_se_serial_canon(r->serial, d.se_serial) != FC_OK) {
 		import_quote(q, sizeof(q), r->serial, strlen(r->serial));
-		E("serial %s is not an ATECC608B serial (18 hex digits "
+		E("serial \"%s\" is not an ATECC608B serial (18 hex digits "
 		    "starting 0123, optional \"sn\")", q);
 	}
 
@@ -521,7 +519,7 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 	    inv_auth_parse(r->auth_type);
 	if (auth < 0) {
 		import_quote(q, sizeof(q), r->auth_type, strlen(r->auth_type));
-		E("authType %s is not ca or selfsigned", q);
+		E("authType \"%s\" is not ca or selfsigned", q);
 	}
 	d.auth_type = (enum inv_auth)auth;
 
@@ -534,10 +532,8 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 	snprintf(d.owner, sizeof(d.owner), "%s", r->owner ? r->owner : "");
 	snprintf(d.batch, sizeof(d.batch), "%s", r->batch ? r->batch : "");
 	if (!import_hub_known(ctx->opts, r->hub)) {
-		if (r->hub == NULL || r->hub[0] == '\0')
-			E("hub is empty and there is no default [hub] section");
 		import_quote(q, sizeof(q), r->hub, strlen(r->hub));
-		E("hub %s is not a configured [hub NAME] section", q);
+		E("hub \"%s\" is not a configured [hub NAME] section", q);
 	}
 	snprintf(d.hub, sizeof(d.hub), "%s", r->hub ? r->hub : "");
 
@@ -552,7 +548,7 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 			E("certificate has no single subject CN");
 		if (strcmp(ic->cn, id) != 0) {
 			import_quote(q, sizeof(q), ic->cn, strlen(ic->cn));
-			E("certificate subject CN %s differs from deviceId", q);
+			E("certificate subject CN \"%s\" differs from deviceId", q);
 		}
 		if (import_key_check(ctx, ic->spki, ic->spki_len, why,
 		    sizeof(why)) != FC_OK)
@@ -588,12 +584,12 @@ import_row_apply(struct import_ctx *ctx, long line, long index,
 		result = inv_cert_insert(ctx->db, &c, ctx->actor);
 	if (result != FC_OK) {
 		/* inventory.c rolled the whole transaction back */
-		log_error("import: device %s: insert failed (%s)", id,
+		log_error("import: device %s: insert failed (%s)", d.device_id,
 		    fc_strerror(result));
 		ctx->in_tx = 0;
 		ctx->fatal = 1;
 		import_err(ctx, line, index, "device %s: could not be stored "
-		    "(%s); nothing applied", q, fc_strerror(result));
+		    "(%s); nothing applied", d.device_id, fc_strerror(result));
 		result = FC_EDB;
 		goto out;
 	}

@@ -33,9 +33,9 @@ enum import_format {
 
 struct import_opts {
 	const char	*actor;		/* audit actor; NULL = "import" */
-	/* Names of the configured hub sections, NULL-terminated, with ""
-	 * for the default [hub] (as cfg->hubs names them). NULL: only the
-	 * default hub "" exists. A record's hub must be in the list. */
+	/* Names of the configured [hub NAME] sections, NULL-terminated
+	 * (NULL = none). A record's hub must be one of them or empty (the
+	 * default [hub]); "" in the list is allowed and changes nothing. */
 	const char *const *hubs;
 	int		 skip_bad;	/* apply good records, report bad ones */
 

@@ -210,7 +210,8 @@ blank(const struct csv *c)
 }
 
 static int
-header_parse(struct import_ctx *ctx, struct csv *c, int map[COL_COUNT])
+header_parse(struct import_ctx *ctx, struct csv *c, long line,
+    int map[COL_COUNT])
 {
 	size_t i;
 	int k;
@@ -219,7 +220,7 @@ header_parse(struct import_ctx *ctx, struct csv *c, int map[COL_COUNT])
 	for (k = 0; k < COL_COUNT; k++)
 		map[k] = -1;
 	if (c->err[0] != '\0') {
-		import_err(ctx, 1, -1, "header %s", c->err);
+		import_err(ctx, line, -1, "header %s", c->err);
 		return 0;
 	}
 	for (i = 0; i < c->nf; i++) {
@@ -229,13 +230,13 @@ header_parse(struct import_ctx *ctx, struct csv *c, int map[COL_COUNT])
 				break;
 		import_quote(q, sizeof(q), name, strlen(name));
 		if (k == COL_COUNT) {
-			import_err(ctx, 1, -1, "header: unknown column \"%s\" "
+			import_err(ctx, line, -1, "header: unknown column \"%s\" "
 			    "(expected deviceId, serial, identityPublicKey, "
 			    "certificate, authType, owner, batch, hub)", q);
 			return 0;
 		}
 		if (map[k] >= 0) {
-			import_err(ctx, 1, -1, "header: duplicate column \"%s\"",
+			import_err(ctx, line, -1, "header: duplicate column \"%s\"",
 			    q);
 			return 0;
 		}
@@ -243,7 +244,7 @@ header_parse(struct import_ctx *ctx, struct csv *c, int map[COL_COUNT])
 	}
 	if (map[COL_DEVICE_ID] < 0 || map[COL_SERIAL] < 0 ||
 	    (map[COL_KEY] < 0 && map[COL_CERT] < 0)) {
-		import_err(ctx, 1, -1, "header must name deviceId, serial and "
+		import_err(ctx, line, -1, "header must name deviceId, serial and "
 		    "identityPublicKey or certificate");
 		return 0;
 	}
@@ -372,7 +373,7 @@ import_csv(struct db *db, const char *buf, size_t len,
 		if (blank(&c))
 			continue;
 		if (!have_header) {
-			if (!header_parse(&ctx, &c, map)) {
+			if (!header_parse(&ctx, &c, line, map)) {
 				ctx.fatal = 1;
 				break;
 			}

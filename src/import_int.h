@@ -115,7 +115,7 @@ enum fc_err import_dupset_add(struct import_dupset *s, const void *key,
     size_t len, long line, long *first);
 void import_dupset_free(struct import_dupset *s);
 
-/* 1 if hub (NULL = "") names a configured hub of o. */
+/* 1 if hub is empty (the default hub) or names a configured hub of o. */
 int import_hub_known(const struct import_opts *o, const char *hub);
 
 /* Writes value into out (cap bytes) for an error message: printable ASCII

@@ -29,7 +29,9 @@
 struct signer {
 	EVP_PKEY	*key;
 	char		 x5t[64];	/* base64url SHA-256 of its DER */
+	EVP_MD		*sha256;	/* fetched once */
 	EVP_MD_CTX	*md;
+	EVP_PKEY_CTX	*vctx;		/* verify context, initialised once */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -205,15 +207,26 @@ signer_init(struct signer *s, X509 *cert, char *why, size_t whylen)
 	}
 	OPENSSL_free(der);
 	b64url_encode(md, sizeof(md), s->x5t, sizeof(s->x5t));
+	/* The key, digest and verify context are set up once per import:
+	 * per-entry EVP_DigestVerifyInit costs as much as the curve maths. */
+	s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	s->md = EVP_MD_CTX_new();
-	return s->md ? FC_OK : FC_ENOMEM;
+	s->vctx = EVP_PKEY_CTX_new(s->key, NULL);
+	if (s->sha256 == NULL || s->md == NULL || s->vctx == NULL ||
+	    EVP_PKEY_verify_init(s->vctx) != 1) {
+		ERR_clear_error();
+		return FC_ENOMEM;
+	}
+	return FC_OK;
 }
 
 static void
 signer_free(struct signer *s)
 {
 	EVP_PKEY_free(s->key);
+	EVP_PKEY_CTX_free(s->vctx);
 	EVP_MD_CTX_free(s->md);
+	EVP_MD_free(s->sha256);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -224,7 +237,8 @@ es256_verify(struct signer *s, const char *prot, const char *payload,
 {
 	ECDSA_SIG *es = NULL;
 	BIGNUM *r = NULL, *sv = NULL;
-	unsigned char *der = NULL;
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
 	int derlen, ok = 0;
 
 	if (siglen != 64)
@@ -238,11 +252,12 @@ es256_verify(struct signer *s, const char *prot, const char *payload,
 	derlen = i2d_ECDSA_SIG(es, &der);
 	if (derlen <= 0)
 		goto out;
-	ok = EVP_DigestVerifyInit(s->md, NULL, EVP_sha256(), NULL, s->key) == 1 &&
-	    EVP_DigestVerifyUpdate(s->md, prot, strlen(prot)) == 1 &&
-	    EVP_DigestVerifyUpdate(s->md, ".", 1) == 1 &&
-	    EVP_DigestVerifyUpdate(s->md, payload, strlen(payload)) == 1 &&
-	    EVP_DigestVerifyFinal(s->md, der, (size_t)derlen) == 1;
+	ok = EVP_DigestInit_ex(s->md, s->sha256, NULL) == 1 &&
+	    EVP_DigestUpdate(s->md, prot, strlen(prot)) == 1 &&
+	    EVP_DigestUpdate(s->md, ".", 1) == 1 &&
+	    EVP_DigestUpdate(s->md, payload, strlen(payload)) == 1 &&
+	    EVP_DigestFinal_ex(s->md, md, &mdlen) == 1 && mdlen == 32 &&
+	    EVP_PKEY_verify(s->vctx, der, (size_t)derlen, md, mdlen) == 1;
 out:
 	ERR_clear_error();
 	OPENSSL_free(der);
@@ -301,7 +316,8 @@ entry(struct import_ctx *ctx, struct signer *s, json_t *e, long line,
 	unsigned char spki[IMPORT_P256_SPKI_LEN];
 	size_t siglen = 0, derlen = 0;
 	const char *pt, *pl, *st, *alg, *x5t, *uid, *hid, *c0;
-	char why[160], serial[FC_SE_SERIAL_LEN], devid[FC_DEVICE_ID_MAX];
+	char why[160], serial[FC_SE_SERIAL_LEN], hserial[FC_SE_SERIAL_LEN];
+	char devid[FC_DEVICE_ID_MAX];
 	enum fc_err result = FC_OK;
 
 	memset(&r, 0, sizeof(r));
@@ -346,7 +362,8 @@ entry(struct import_ctx *ctx, struct signer *s, json_t *e, long line,
 		E("payload uniqueId is not an ATECC608B serial (18 hex digits "
 		    "starting 0123)");
 	hid = str_member(json_object_get(e, "header"), "uniqueId");
-	if (hid != NULL && strcmp(hid, uid) != 0)
+	if (hid != NULL && (fc_se_serial_canon(hid, hserial) != FC_OK ||
+	    strcmp(hserial, serial) != 0))
 		E("unsigned header uniqueId differs from the signed payload's "
 		    "(%s)", serial);
 

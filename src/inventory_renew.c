@@ -1,6 +1,7 @@
 /*
- * inventory_renew.c — SQL of the renewal schedule, of the reserve / record /
- * void steps of a renewal and of the delivery outbox (inventory_renew.h).
+ * inventory_renew.c — SQL of the renewal schedule and of the reserve /
+ * record / void steps of a renewal (inventory_renew.h; the outbox's SQL is
+ * in inventory_deliver.c).
  * Main thread, on the scheduler's connection (tests: any connection).
  * Certificate changes go through inventory.c where it has the call, so
  * that they are audited the same way everywhere.
@@ -74,47 +75,63 @@ enum fc_err
 inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
     int limit, int *n)
 {
-	static const char q_sel[] = "SELECT serial, device_id, not_after FROM"
+	static const char q_sel[] = "SELECT rowid, device_id, not_after FROM"
 	    " certificates INDEXED BY certificates_renew_unscheduled"
 	    " WHERE status = 'active' AND renew_at IS NULL LIMIT ?";
 	static const char q_upd[] = "UPDATE certificates SET renew_at = ?"
-	    " WHERE serial = ?";
+	    " WHERE rowid = ?";
+	int64_t *rows = NULL, *at = NULL;
 	sqlite3_stmt *sel, *upd;
 	enum fc_err result;
-	int rc, count = 0;
+	int rc, i, count = 0;
 
+	if (limit < 1)
+		return FC_EINVAL;
+	rows = calloc((size_t)limit, sizeof(*rows));
+	at = calloc((size_t)limit, sizeof(*at));
+	if (rows == NULL || at == NULL) {
+		free(rows);
+		free(at);
+		return FC_ENOMEM;
+	}
 	result = db_begin(db);
 	if (result != FC_OK)
-		return result;
+		goto done;
 	sel = db_stmt(db, q_sel);
 	upd = db_stmt(db, q_upd);
 	if (sel == NULL || upd == NULL) {
 		result = FC_EDB;
 		goto out;
 	}
+	/* Collected first, then updated: the rows leave the index the
+	 * SELECT walks. */
 	sqlite3_bind_int(sel, 1, limit);
-	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+	while (count < limit && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		const char *dev = (const char *)sqlite3_column_text(sel, 1);
-		int64_t at = inv_renew_at(dev ? dev : "",
+		rows[count] = sqlite3_column_int64(sel, 0);
+		at[count] = inv_renew_at(dev ? dev : "",
 		    sqlite3_column_int64(sel, 2), before_s, jitter_s);
-		sqlite3_bind_int64(upd, 1, at);
-		sqlite3_bind_value(upd, 2, sqlite3_column_value(sel, 0));
-		result = step_done(db, upd, "schedule renewal");
-		if (result != FC_OK)
-			break;
 		count++;
 	}
-	if (result == FC_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (count < limit && rc != SQLITE_DONE)
 		result = db_fail(db, "list unscheduled certificates");
 	sqlite3_reset(sel);
+	for (i = 0; i < count && result == FC_OK; i++) {
+		sqlite3_bind_int64(upd, 1, at[i]);
+		sqlite3_bind_int64(upd, 2, rows[i]);
+		result = step_done(db, upd, "schedule renewal");
+	}
 	if (result != FC_OK)
 		goto out;
 	result = db_commit(db);
 	if (result == FC_OK)
 		*n = count;
-	return result;
+	goto done;
 out:
 	db_rollback(db);
+done:
+	free(rows);
+	free(at);
 	return result;
 }
 
@@ -181,52 +198,72 @@ out:
 	return result;
 }
 
-const char inv_renew_due_sql[] = "SELECT c.serial, c.device_id,"
-    " c.not_after, c.renew_at, c.der, d.se_serial, d.hub, d.auth_type,"
-    " d.status, d.rekey"
-    " FROM certificates c INDEXED BY certificates_renew_due"
-    " JOIN devices d ON d.device_id = c.device_id"
-    " WHERE c.status = 'active' AND c.renewal IS NULL AND c.renew_at <= ?1"
-    " ORDER BY c.renew_at LIMIT ?2";
+const char inv_renew_due_sql[] = "SELECT rowid FROM certificates"
+    " INDEXED BY certificates_renew_due"
+    " WHERE status = 'active' AND renewal IS NULL AND renew_at <= ?1"
+    " ORDER BY renew_at LIMIT ?2";
 
 enum fc_err
-inv_renew_due(struct db *db, int64_t now, int limit,
-    int (*cb)(void *arg, const struct inv_due *d), void *arg)
+inv_renew_due(struct db *db, int64_t now, int limit, int64_t *rowids, int *n)
 {
 	sqlite3_stmt *st = db_stmt(db, inv_renew_due_sql);
-	enum fc_err result = FC_OK;
-	int rc;
+	int rc, k = 0;
 
 	if (st == NULL)
 		return FC_EDB;
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_int(st, 2, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct inv_due d;
-
-		memset(&d, 0, sizeof(d));
-		text_copy(d.serial, sizeof(d.serial), st, 0);
-		text_copy(d.device_id, sizeof(d.device_id), st, 1);
-		d.not_after = sqlite3_column_int64(st, 2);
-		d.renew_at = sqlite3_column_int64(st, 3);
-		d.der = sqlite3_column_blob(st, 4);
-		d.der_len = (size_t)sqlite3_column_bytes(st, 4);
-		text_copy(d.se_serial, sizeof(d.se_serial), st, 5);
-		text_copy(d.hub, sizeof(d.hub), st, 6);
-		d.auth_type = (enum inv_auth)inv_auth_parse(
-		    (const char *)sqlite3_column_text(st, 7));
-		d.dev_status = (enum inv_dev_status)inv_dev_status_parse(
-		    (const char *)sqlite3_column_text(st, 8));
-		d.rekey = sqlite3_column_int(st, 9);
-		if (cb(arg, &d) != 0) {
-			rc = SQLITE_DONE;
-			break;
-		}
+	while (k < limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		rowids[k++] = sqlite3_column_int64(st, 0);
+	if (k < limit && rc != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return db_fail(db, "list certificates due for renewal");
 	}
-	if (rc != SQLITE_DONE)
-		result = db_fail(db, "list certificates due for renewal");
 	sqlite3_reset(st);
-	return result;
+	*n = k;
+	return FC_OK;
+}
+
+enum fc_err
+inv_renew_due_get(struct db *db, int64_t rowid,
+    int (*cb)(void *arg, const struct inv_due *d), void *arg)
+{
+	static const char q[] = "SELECT c.serial, c.device_id, c.not_after,"
+	    " c.renew_at, c.der, d.se_serial, d.hub, d.auth_type, d.status,"
+	    " d.rekey FROM certificates c JOIN devices d"
+	    " ON d.device_id = c.device_id WHERE c.rowid = ?"
+	    " AND c.status = 'active' AND c.renewal IS NULL";
+	sqlite3_stmt *st = db_stmt(db, q);
+	struct inv_due d;
+	int rc;
+
+	if (st == NULL)
+		return FC_EDB;
+	sqlite3_bind_int64(st, 1, rowid);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? FC_ENOTFOUND :
+		    db_fail(db, "read certificate due for renewal");
+	}
+	memset(&d, 0, sizeof(d));
+	d.rowid = rowid;
+	text_copy(d.serial, sizeof(d.serial), st, 0);
+	text_copy(d.device_id, sizeof(d.device_id), st, 1);
+	d.not_after = sqlite3_column_int64(st, 2);
+	d.renew_at = sqlite3_column_int64(st, 3);
+	d.der = sqlite3_column_blob(st, 4);
+	d.der_len = (size_t)sqlite3_column_bytes(st, 4);
+	text_copy(d.se_serial, sizeof(d.se_serial), st, 5);
+	text_copy(d.hub, sizeof(d.hub), st, 6);
+	d.auth_type = (enum inv_auth)inv_auth_parse(
+	    (const char *)sqlite3_column_text(st, 7));
+	d.dev_status = (enum inv_dev_status)inv_dev_status_parse(
+	    (const char *)sqlite3_column_text(st, 8));
+	d.rekey = sqlite3_column_int(st, 9);
+	(void)cb(arg, &d);
+	sqlite3_reset(st);
+	return FC_OK;
 }
 
 enum fc_err
@@ -244,12 +281,15 @@ inv_renew_postpone(struct db *db, const char *serial, int64_t renew_at)
 }
 
 enum fc_err
-inv_renew_reserve(struct db *db, const char *old_serial,
+inv_renew_reserve_row(struct db *db, int64_t old_rowid, const char *old_serial,
     const char *device_id, const char *new_serial, const char *actor)
 {
-	static const char q_mark[] = "UPDATE certificates SET renewal = ?,"
-	    " updated_at = ? WHERE serial = ? AND status = 'active'"
+	static const char q_serial[] = "UPDATE certificates SET renewal = ?1,"
+	    " updated_at = ?2 WHERE serial = ?3 AND status = 'active'"
 	    " AND renewal IS NULL";
+	static const char q_rowid[] = "UPDATE certificates SET renewal = ?1,"
+	    " updated_at = ?2 WHERE rowid = ?4 AND serial = ?3"
+	    " AND status = 'active' AND renewal IS NULL";
 	struct inv_cert c;
 	sqlite3_stmt *st;
 	enum fc_err result;
@@ -257,7 +297,7 @@ inv_renew_reserve(struct db *db, const char *old_serial,
 	result = db_begin(db);
 	if (result != FC_OK)
 		return result;
-	st = db_stmt(db, q_mark);
+	st = db_stmt(db, old_rowid > 0 ? q_rowid : q_serial);
 	if (st == NULL) {
 		result = FC_EDB;
 		goto out;
@@ -265,6 +305,8 @@ inv_renew_reserve(struct db *db, const char *old_serial,
 	sqlite3_bind_text(st, 1, new_serial, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, fc_now());
 	sqlite3_bind_text(st, 3, old_serial, -1, SQLITE_STATIC);
+	if (old_rowid > 0)
+		sqlite3_bind_int64(st, 4, old_rowid);
 	result = step_done(db, st, "mark renewal in flight");
 	if (result != FC_OK)
 		goto out;
@@ -288,32 +330,61 @@ out:
 }
 
 enum fc_err
+inv_renew_reserve(struct db *db, const char *old_serial,
+    const char *device_id, const char *new_serial, const char *actor)
+{
+	return inv_renew_reserve_row(db, 0, old_serial, device_id, new_serial,
+	    actor);
+}
+
+enum fc_err
 inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
     const char *first_step, const char *actor)
 {
-	static const char q_at[] = "UPDATE certificates SET renew_at = ?"
-	    " WHERE serial = ?";
+	/* inv_cert_complete and the next renew_at in one statement: each
+	 * index of the row changes once. */
+	static const char q_cert[] = "UPDATE certificates SET der = ?1,"
+	    " not_before = ?2, not_after = ?3, sha1 = ?4, sha256 = ?5,"
+	    " status = 'pending', renew_at = ?6, updated_at = ?7"
+	    " WHERE serial = ?8 AND status = 'reserved'";
 	static const char q_dl[] = "INSERT INTO deliveries (serial, device_id,"
 	    " step, attempts, next_attempt_at, created_at, updated_at)"
 	    " VALUES (?, ?, ?, 0, ?, ?, ?)";
+	char detail[160];
 	sqlite3_stmt *st;
 	enum fc_err result;
 	int64_t now = fc_now();
 
+	if (c->der == NULL || c->der_len == 0)
+		return FC_EINVAL;
 	result = db_begin(db);
 	if (result != FC_OK)
 		return result;
-	result = inv_cert_complete(db, c, INV_CERT_PENDING, actor);
-	if (result != FC_OK)
-		goto out;
-	st = db_stmt(db, q_at);
+	st = db_stmt(db, q_cert);
 	if (st == NULL) {
 		result = FC_EDB;
 		goto out;
 	}
-	sqlite3_bind_int64(st, 1, renew_at);
-	sqlite3_bind_text(st, 2, c->serial, -1, SQLITE_STATIC);
-	result = step_done(db, st, "schedule next renewal");
+	sqlite3_bind_blob(st, 1, c->der, (int)c->der_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->not_before);
+	sqlite3_bind_int64(st, 3, c->not_after);
+	sqlite3_bind_text(st, 4, c->sha1, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, c->sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, renew_at);
+	sqlite3_bind_int64(st, 7, now);
+	sqlite3_bind_text(st, 8, c->serial, -1, SQLITE_STATIC);
+	result = step_done(db, st, "record certificate");
+	if (result != FC_OK)
+		goto out;
+	if (sqlite3_changes(db->h) != 1) {
+		result = FC_ECONFLICT;
+		goto out;
+	}
+	/* The same entry inv_cert_complete writes. */
+	snprintf(detail, sizeof(detail), "{\"notAfter\":%lld,\"sha256\":\"%s\"}",
+	    (long long)c->not_after, c->sha256);
+	result = audit_append(db, actor, "cert.issue", c->device_id, c->serial,
+	    detail);
 	if (result != FC_OK)
 		goto out;
 	st = db_stmt(db, q_dl);
@@ -336,9 +407,8 @@ out:
 	return result;
 }
 
-/* Clears the renewal in flight `serial` on the certificate it renews. */
-static enum fc_err
-renewal_clear(struct db *db, const char *serial, int64_t retry_at)
+enum fc_err
+inv_renew_clear(struct db *db, const char *serial, int64_t retry_at)
 {
 	static const char q[] = "UPDATE certificates SET renewal = NULL,"
 	    " renew_at = CASE WHEN ?1 > 0 THEN ?1 ELSE renew_at END,"
@@ -388,7 +458,7 @@ inv_renew_void(struct db *db, const char *serial, int64_t retry_at,
 		result = FC_ECONFLICT;
 		goto out;
 	}
-	result = renewal_clear(db, serial, retry_at);
+	result = inv_renew_clear(db, serial, retry_at);
 	if (result != FC_OK)
 		goto out;
 	json_text(esc, sizeof(esc), why);
@@ -429,301 +499,5 @@ inv_renew_reserved_list(struct db *db,
 	if (rc != SQLITE_DONE)
 		result = db_fail(db, "list reserved certificates");
 	sqlite3_reset(st);
-	return result;
-}
-
-#define DL_COLS "dl.serial, dl.device_id, dl.step, dl.attempts," \
-	" dl.next_attempt_at, dl.created_at, d.hub, d.auth_type, n.status," \
-	" o.serial, o.not_after, n.renew_at, n.not_after"
-#define DL_FROM " FROM deliveries dl" \
-	" JOIN devices d ON d.device_id = dl.device_id" \
-	" JOIN certificates n ON n.serial = dl.serial" \
-	" LEFT JOIN certificates o ON o.serial = n.renewed_from"
-
-static void
-row_delivery(sqlite3_stmt *st, struct inv_delivery *d)
-{
-	memset(d, 0, sizeof(*d));
-	text_copy(d->serial, sizeof(d->serial), st, 0);
-	text_copy(d->device_id, sizeof(d->device_id), st, 1);
-	text_copy(d->step, sizeof(d->step), st, 2);
-	d->attempts = sqlite3_column_int(st, 3);
-	d->next_attempt_at = sqlite3_column_int64(st, 4);
-	d->created_at = sqlite3_column_int64(st, 5);
-	text_copy(d->hub, sizeof(d->hub), st, 6);
-	d->auth_type = (enum inv_auth)inv_auth_parse(
-	    (const char *)sqlite3_column_text(st, 7));
-	d->cert_status = (enum inv_cert_status)inv_cert_status_parse(
-	    (const char *)sqlite3_column_text(st, 8));
-	text_copy(d->old_serial, sizeof(d->old_serial), st, 9);
-	d->old_not_after = sqlite3_column_int64(st, 10);
-	d->renew_at = sqlite3_column_int64(st, 11);
-	d->not_after = sqlite3_column_int64(st, 12);
-}
-
-enum fc_err
-inv_delivery_due(struct db *db, int64_t now, int limit,
-    int (*cb)(void *arg, const struct inv_delivery *d), void *arg)
-{
-	static const char q[] = "SELECT " DL_COLS " FROM deliveries dl"
-	    " INDEXED BY deliveries_open"
-	    " JOIN devices d ON d.device_id = dl.device_id"
-	    " JOIN certificates n ON n.serial = dl.serial"
-	    " LEFT JOIN certificates o ON o.serial = n.renewed_from"
-	    " WHERE dl.step NOT IN ('done', 'failed', 'cancelled')"
-	    " AND dl.next_attempt_at <= ? ORDER BY dl.next_attempt_at LIMIT ?";
-	sqlite3_stmt *st = db_stmt(db, q);
-	enum fc_err result = FC_OK;
-	int rc;
-
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_int64(st, 1, now);
-	sqlite3_bind_int(st, 2, limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct inv_delivery d;
-
-		row_delivery(st, &d);
-		if (cb(arg, &d) != 0) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		result = db_fail(db, "list due deliveries");
-	sqlite3_reset(st);
-	return result;
-}
-
-enum fc_err
-inv_delivery_get(struct db *db, const char *serial, struct inv_delivery *out)
-{
-	static const char q[] = "SELECT " DL_COLS DL_FROM
-	    " WHERE dl.serial = ?";
-	sqlite3_stmt *st = db_stmt(db, q);
-	int rc;
-
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		row_delivery(st, out);
-	sqlite3_reset(st);
-	if (rc == SQLITE_ROW)
-		return FC_OK;
-	return rc == SQLITE_DONE ? FC_ENOTFOUND : db_fail(db, "read delivery");
-}
-
-enum fc_err
-inv_delivery_update(struct db *db, const char *serial, const char *step,
-    int attempts, int64_t next_attempt_at, const char *last_error)
-{
-	static const char q[] = "UPDATE deliveries SET step = ?, attempts = ?,"
-	    " next_attempt_at = ?, last_error = ?, updated_at = ?"
-	    " WHERE serial = ?";
-	sqlite3_stmt *st = db_stmt(db, q);
-	enum fc_err result;
-
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_text(st, 1, step, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, attempts);
-	sqlite3_bind_int64(st, 3, next_attempt_at);
-	if (last_error != NULL)
-		sqlite3_bind_text(st, 4, last_error, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, fc_now());
-	sqlite3_bind_text(st, 6, serial, -1, SQLITE_STATIC);
-	result = step_done(db, st, "update delivery");
-	if (result == FC_OK && sqlite3_changes(db->h) != 1)
-		result = FC_ENOTFOUND;
-	return result;
-}
-
-enum fc_err
-inv_delivery_finish(struct db *db, const char *serial, const char *step,
-    const char *why, int64_t retry_at, const char *actor)
-{
-	struct inv_delivery d;
-	char action[48], detail[384], esc[300];
-	enum fc_err result;
-
-	result = db_begin(db);
-	if (result != FC_OK)
-		return result;
-	result = inv_delivery_get(db, serial, &d);
-	if (result != FC_OK)
-		goto out;
-	result = inv_delivery_update(db, serial, step, d.attempts,
-	    d.next_attempt_at, why);
-	if (result != FC_OK)
-		goto out;
-	if (strcmp(step, INV_STEP_DONE) != 0) {
-		result = renewal_clear(db, serial, retry_at);
-		if (result != FC_OK)
-			goto out;
-	}
-	snprintf(action, sizeof(action), "delivery.%s", step);
-	json_text(esc, sizeof(esc), why);
-	snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"attempts\":%d}",
-	    esc, d.attempts);
-	result = audit_append(db, actor, action, d.device_id, serial, detail);
-	if (result != FC_OK)
-		goto out;
-	return db_commit(db);
-out:
-	db_rollback(db);
-	return result;
-}
-
-enum fc_err
-inv_delivery_confirm(struct db *db, const char *serial, const char *next_step,
-    const char *actor)
-{
-	static const char q_dev[] = "UPDATE devices SET needs_reenrol = 0,"
-	    " updated_at = ? WHERE device_id = ? AND needs_reenrol != 0";
-	struct inv_delivery d;
-	struct inv_cert old;
-	sqlite3_stmt *st;
-	enum fc_err result;
-
-	memset(&old, 0, sizeof(old));
-	result = db_begin(db);
-	if (result != FC_OK)
-		return result;
-	result = inv_delivery_get(db, serial, &d);
-	if (result != FC_OK)
-		goto out;
-	if (d.cert_status != INV_CERT_PENDING &&
-	    d.cert_status != INV_CERT_DELIVERED) {
-		result = FC_ECONFLICT;
-		goto out;
-	}
-	result = inv_cert_set_status(db, serial, INV_CERT_ACTIVE, actor,
-	    "{\"confirmedBy\":\"reported fleetcert.installedSerial\"}");
-	if (result != FC_OK)
-		goto out;
-	if (d.old_serial[0] != '\0' &&
-	    inv_cert_get(db, d.old_serial, &old) == FC_OK &&
-	    (old.status == INV_CERT_ACTIVE || old.status == INV_CERT_EXPIRED)) {
-		char detail[96];
-		snprintf(detail, sizeof(detail), "{\"by\":\"%s\"}", serial);
-		result = inv_cert_set_status(db, d.old_serial,
-		    INV_CERT_SUPERSEDED, actor, detail);
-		if (result != FC_OK)
-			goto out;
-	}
-	st = db_stmt(db, q_dev);
-	if (st == NULL) {
-		result = FC_EDB;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, fc_now());
-	sqlite3_bind_text(st, 2, d.device_id, -1, SQLITE_STATIC);
-	result = step_done(db, st, "clear needs_reenrol");
-	if (result != FC_OK)
-		goto out;
-	result = inv_delivery_update(db, serial, next_step, d.attempts,
-	    fc_now(), NULL);
-	if (result != FC_OK)
-		goto out;
-	if (strcmp(next_step, INV_STEP_DONE) == 0) {
-		result = audit_append(db, actor, "delivery.done", d.device_id,
-		    serial, NULL);
-		if (result != FC_OK)
-			goto out;
-	}
-	inv_cert_clear(&old);
-	return db_commit(db);
-out:
-	inv_cert_clear(&old);
-	db_rollback(db);
-	return result;
-}
-
-enum fc_err
-inv_delivery_flag_expired(struct db *db, int64_t now, int *n)
-{
-	static const char q[] = "UPDATE devices SET needs_reenrol = 1,"
-	    " updated_at = ?1 WHERE needs_reenrol = 0 AND device_id IN ("
-	    " SELECT dl.device_id FROM deliveries dl"
-	    " INDEXED BY deliveries_open"
-	    " JOIN certificates nw ON nw.serial = dl.serial"
-	    " JOIN certificates o ON o.serial = nw.renewed_from"
-	    " WHERE dl.step NOT IN ('done', 'failed', 'cancelled')"
-	    " AND o.not_after <= ?1)";
-	sqlite3_stmt *st = db_stmt(db, q);
-	enum fc_err result;
-
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_int64(st, 1, now);
-	result = step_done(db, st, "flag devices needing re-enrolment");
-	if (result == FC_OK)
-		*n = sqlite3_changes(db->h);
-	return result;
-}
-
-/* One integer from a statement bound with up to two integers. */
-static enum fc_err
-count1(struct db *db, const char *q, int64_t a, int64_t b, int64_t *out)
-{
-	sqlite3_stmt *st = db_stmt(db, q);
-	int rc;
-
-	if (st == NULL)
-		return FC_EDB;
-	sqlite3_bind_int64(st, 1, a);
-	sqlite3_bind_int64(st, 2, b);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? FC_OK : db_fail(db, "count for metrics");
-}
-
-enum fc_err
-inv_delivery_stats(struct db *db, int64_t now, struct inv_delivery_stats *out)
-{
-	static const char q_open[] = "SELECT count(*) FROM deliveries"
-	    " INDEXED BY deliveries_open WHERE step NOT IN"
-	    " ('done', 'failed', 'cancelled') AND ?1 = ?1 AND ?2 = ?2";
-	static const char q_due[] = "SELECT count(*) FROM deliveries"
-	    " INDEXED BY deliveries_open WHERE step NOT IN"
-	    " ('done', 'failed', 'cancelled') AND next_attempt_at <= ?1 + ?2";
-	static const char q_oldest[] = "SELECT coalesce(min(created_at), 0)"
-	    " FROM deliveries INDEXED BY deliveries_open WHERE step NOT IN"
-	    " ('done', 'failed', 'cancelled') AND ?1 = ?1 AND ?2 = ?2";
-	static const char q_step[] = "SELECT count(*) FROM deliveries"
-	    " WHERE step = CASE ?1 WHEN 0 THEN 'failed' WHEN 1 THEN 'done'"
-	    " ELSE 'cancelled' END AND ?2 = ?2";
-	static const char q_flag[] = "SELECT count(*) FROM devices"
-	    " WHERE needs_reenrol != 0 AND ?1 = ?1 AND ?2 = ?2";
-	static const char q_exp[] = "SELECT count(*) FROM certificates"
-	    " WHERE status = 'active' AND not_after >= ?1 AND not_after < ?2";
-	struct inv_delivery_stats s;
-	enum fc_err result;
-
-	memset(&s, 0, sizeof(s));
-	result = count1(db, q_open, 0, 0, &s.open);
-	if (result == FC_OK)
-		result = count1(db, q_due, now, 0, &s.due);
-	if (result == FC_OK)
-		result = count1(db, q_oldest, 0, 0, &s.oldest_open_created);
-	if (result == FC_OK)
-		result = count1(db, q_step, 0, 0, &s.failed);
-	if (result == FC_OK)
-		result = count1(db, q_step, 1, 0, &s.done);
-	if (result == FC_OK)
-		result = count1(db, q_step, 2, 0, &s.cancelled);
-	if (result == FC_OK)
-		result = count1(db, q_flag, 0, 0, &s.needs_reenrol);
-	if (result == FC_OK)
-		result = count1(db, q_exp, now, now + 7 * 86400, &s.expiring_7d);
-	if (result == FC_OK)
-		result = count1(db, q_exp, now, now + 30 * 86400,
-		    &s.expiring_30d);
-	if (result == FC_OK)
-		*out = s;
 	return result;
 }

@@ -43,6 +43,7 @@ enum fc_err inv_renew_window_sync(struct db *db, int64_t before_s,
 
 /* A certificate due for renewal and what issuing needs of its device. */
 struct inv_due {
+	int64_t		 rowid;		/* the certificate's row */
 	char		 serial[FC_CERT_SERIAL_MAX];
 	char		 device_id[FC_DEVICE_ID_MAX];
 	char		 se_serial[FC_SE_SERIAL_LEN];
@@ -56,15 +57,23 @@ struct inv_due {
 };
 
 /*
- * Calls cb for up to limit active certificates with renew_at <= now and no
- * renewal in flight, earliest first: a range scan on the partial index
- * certificates_renew_due (status, renew_at), cost O(rows returned). cb
- * returns non-zero to stop. Fields are valid only during the call.
+ * Fills rowids[] with up to limit certificates that are active, have
+ * renew_at <= now and no renewal in flight, earliest first; *n gets how
+ * many. An index-only range scan on certificates_renew_due (status,
+ * renewal, renew_at): cost O(rows returned), not O(fleet).
  */
 enum fc_err inv_renew_due(struct db *db, int64_t now, int limit,
-    int (*cb)(void *arg, const struct inv_due *d), void *arg);
+    int64_t *rowids, int *n);
 /* The SQL of inv_renew_due, for EXPLAIN QUERY PLAN in tests. */
 extern const char inv_renew_due_sql[];
+
+/*
+ * Calls cb once with everything renewing the certificate in row rowid
+ * needs (its DER and its device), if it is still due; returns
+ * FC_ENOTFOUND when it is not (renewed or changed meanwhile).
+ */
+enum fc_err inv_renew_due_get(struct db *db, int64_t rowid,
+    int (*cb)(void *arg, const struct inv_due *d), void *arg);
 
 /* Moves a certificate's renew_at (a device that cannot be renewed now). */
 enum fc_err inv_renew_postpone(struct db *db, const char *serial,
@@ -82,6 +91,11 @@ enum fc_err inv_renew_postpone(struct db *db, const char *serial,
  */
 enum fc_err inv_renew_reserve(struct db *db, const char *old_serial,
     const char *device_id, const char *new_serial, const char *actor);
+/* The same, with the old certificate's rowid (from inv_renew_due) to
+ * spare a lookup by serial; old_serial must match that row. */
+enum fc_err inv_renew_reserve_row(struct db *db, int64_t old_rowid,
+    const char *old_serial, const char *device_id, const char *new_serial,
+    const char *actor);
 
 /*
  * Records the signed certificate c of a reserved renewal: fills the row
@@ -103,6 +117,14 @@ enum fc_err inv_renew_record(struct db *db, const struct inv_cert *c,
  */
 enum fc_err inv_renew_void(struct db *db, const char *serial,
     int64_t retry_at, const char *why, const char *actor);
+
+/*
+ * Clears the renewal in flight `serial` on the certificate it renews
+ * (renewed_from), with renew_at = retry_at when retry_at > 0. Inside the
+ * caller's transaction.
+ */
+enum fc_err inv_renew_clear(struct db *db, const char *serial,
+    int64_t retry_at);
 
 /* Calls cb with the serial of every reserved certificate (recovery). The
  * strings are valid only during the call. */

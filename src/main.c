@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "api.h"
 #include "cfgcheck.h"
 #include "config.h"
@@ -32,6 +34,14 @@
 #define RETIRED_MAX	256
 #define INV_STATUS_MS	60000
 #define SIGNER_POLL_S	5
+#define FP_FILE_MAX	(1024 * 1024)
+
+/* Files read once at start-up whose new content only a restart applies. */
+enum { FP_CA_CERT, FP_CA_CHAIN, FP_ENROL_CERT, FP_API_TOKENS, FP_N };
+static const char *const fp_names[FP_N] = {
+	"[ca] certificate", "[ca] chain", "[enrol] tls_certificate",
+	"[api] tokens_file",
+};
 
 /* Exit codes: 0 ok; 1 runtime or configuration error; 2 usage. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -49,6 +59,9 @@ struct daemon {
 	int		 sched_up;
 	struct api	*api;		/* NULL: no operator API */
 	struct enrol_listener *enrol;	/* NULL: [enrol] listen unset */
+	/* SHA-256 of the start-up files (fp_names), to tell on SIGHUP that
+	 * one changed on disk and needs a restart */
+	unsigned char	 fp[FP_N][32];
 	/* cached inventory phrase for STATUS= */
 	char		 inv_status[128];
 	long long	 inv_status_at;
@@ -124,6 +137,38 @@ signer_poll(void *arg)
 	}
 }
 
+/* SHA-256 of a file's content; all zero when unset or unreadable. */
+static void
+fp_file(const char *path, int secret, unsigned char out[32])
+{
+	char *buf = NULL, why[256];
+	size_t len = 0;
+	unsigned int mdlen = 0;
+	enum fc_err result;
+
+	memset(out, 0, 32);
+	if (path == NULL)
+		return;
+	if (secret)
+		result = cfg_secret_read(path, &buf, &len, why, sizeof(why));
+	else
+		result = fc_file_read(path, FP_FILE_MAX, &buf, &len);
+	if (result != FC_OK)
+		return;
+	if (EVP_Digest(buf, len, out, &mdlen, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32);
+	fc_secret_free(buf, len + 1);
+}
+
+static void
+fp_all(const struct cfg *cfg, unsigned char fp[FP_N][32])
+{
+	fp_file(cfg->ca_certificate, 0, fp[FP_CA_CERT]);
+	fp_file(cfg->ca_chain, 0, fp[FP_CA_CHAIN]);
+	fp_file(cfg->enrol_tls_certificate, 0, fp[FP_ENROL_CERT]);
+	fp_file(cfg->api_tokens_file, 1, fp[FP_API_TOKENS]);
+}
+
 static int
 str_changed(const char *a, const char *b)
 {
@@ -134,8 +179,12 @@ str_changed(const char *a, const char *b)
 
 /* Names the settings that only a restart applies. */
 static void
-reload_restart_only(const struct cfg *old, const struct cfg *nw)
+reload_restart_only(const struct daemon *d, const struct cfg *nw)
 {
+	const struct cfg *old = d->cfg;
+	unsigned char fp[FP_N][32];
+	int i;
+
 	if (str_changed(old->db_path, nw->db_path))
 		log_warn("reload: [database] path changed; the running daemon "
 		    "keeps %s until it is restarted", old->db_path);
@@ -157,6 +206,14 @@ reload_restart_only(const struct cfg *old, const struct cfg *nw)
 	if (str_changed(old->api_tokens_file, nw->api_tokens_file))
 		log_warn("reload: [api] tokens_file changed; takes effect at "
 		    "the next restart");
+	/* Same paths, new content (a renewed intermediate, new tokens):
+	 * compared with what the running daemon loaded at start-up. */
+	fp_all(nw, fp);
+	for (i = 0; i < FP_N; i++)
+		if (memcmp(fp[i], d->fp[i], 32) != 0)
+			log_warn("reload: the file of %s differs from the one "
+			    "loaded at start-up; restart fleetcertd to use it",
+			    fp_names[i]);
 }
 
 /*
@@ -187,17 +244,20 @@ daemon_reload(void *arg)
 		cfg_free(nw);
 		return;
 	}
-	reload_restart_only(d->cfg, nw);
+	reload_restart_only(d, nw);
 
-	/* Modules that apply new settings at run time go here, in start
-	 * order (none of the merged ones does yet: the CA certificate and
-	 * chain, the enrolment endpoint's TLS certificate and rate limits
-	 * and the API tokens apply at restart). A module reload function
-	 * must leave its module unchanged when it fails; it returns an
-	 * fc_err and logs the cause itself. */
+	/* Modules that apply new settings at run time, in start order
+	 * (renewal, delivery and the enrolment endpoint's TTL and rate
+	 * limits do; the CA certificate and chain, the enrolment endpoint's
+	 * listen address and TLS certificate and the API tokens apply at
+	 * restart). A module reload function must leave its module unchanged
+	 * when it fails; it returns an fc_err and logs the cause itself. */
 	log_set_level((enum log_level)nw->log_level);
 	if (renew_service_reload(nw) != FC_OK)
 		log_error("reload: renewal keeps its previous settings");
+	if (enrol_reload(d->enrol, nw) != FC_OK)
+		log_error("reload: the enrolment endpoint keeps its previous "
+		    "settings");
 
 	d->retired[d->nretired++] = d->cfg;
 	d->cfg = nw;
@@ -232,7 +292,7 @@ daemon_stop(struct daemon *d)
  *   1. the one-writer lock  2. the signer (forks; before the database is
  *   opened and before any thread exists)  3. the database (migrated)
  *   4. the scheduler (blocks signals: before any thread)  5. hub client,
- *   renewal and delivery (not merged yet)  6. operator API  7. enrolment
+ *   renewal and delivery (renew_service)  6. operator API  7. enrolment
  *   listener.
  * Then READY=1. Returns FC_OK or the first failure (logged).
  */
@@ -379,6 +439,7 @@ run_daemon(const char *file)
 		goto out;
 	}
 	log_info("fleetcertd %s starting with %s", PACKAGE_VERSION, file);
+	fp_all(d.cfg, d.fp);
 	result = daemon_start(&d);
 	if (result != FC_OK) {
 		log_error("start-up failed (%s)", fc_strerror(result));

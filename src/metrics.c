@@ -306,8 +306,15 @@ put_value(FILE *f, double v)
 		fputs(v > 0 ? "+Inf" : "-Inf", f);
 	else if (isnan(v))
 		fputs("NaN", f);
-	else
-		fprintf(f, "%.17g", v);
+	else {
+		/* The shortest of 15 or 17 digits that reads back exactly. */
+		char b[40];
+
+		snprintf(b, sizeof(b), "%.15g", v);
+		if (strtod(b, NULL) != v)
+			snprintf(b, sizeof(b), "%.17g", v);
+		fputs(b, f);
+	}
 }
 
 /* name{labels[,le="x"]} — le NULL for none. */

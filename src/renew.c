@@ -6,6 +6,7 @@
  */
 #include "fc_build.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,11 @@
 #define SPKI_MAX	512
 #define STEP_STAGE	"stage"
 #define STEP_INSTALL	"install"
+#define CSR_BUSY_RETRY_S 30
 
 /* One renewal of a batch. */
 struct item {
+	int64_t		 old_rowid;
 	char		 old_serial[FC_CERT_SERIAL_MAX];
 	char		 serial[FC_CERT_SERIAL_MAX];
 	char		 device_id[FC_DEVICE_ID_MAX];
@@ -38,16 +41,29 @@ struct item {
 	int		 rekey;
 	int		 skip;		/* postponed / not reserved */
 	int		 reserved;
+	int		 failed;	/* signing or CSR request failed */
+	int		 retry_s;	/* when voided: retry after (0: retry_s) */
 	struct ca_cert	*cert;		/* signed */
 	char		 why[160];
+};
+
+/* A batch of renewals; two alternate so that signing one overlaps the
+ * database work of the others. */
+struct batch {
+	struct item	*items;		/* BATCH_MAX */
+	int		 n;
+	struct renew	*r;
+	pthread_t	 th;
+	int		 threaded;
 };
 
 struct renew {
 	struct db	*db;
 	struct renew_opts o;
 	struct renew_stats st;
-	struct item	*items;		/* BATCH_MAX */
-	int		 n;
+	struct batch	 bufs[2];
+	struct batch	*cur;		/* the one being collected */
+	int64_t		*rowids;	/* BATCH_MAX */
 	int64_t		 now;
 };
 
@@ -75,7 +91,7 @@ renew_opts_from_cfg(struct renew_opts *o, const struct cfg *cfg)
 	o->before_s = (int64_t)cfg->renew_before_days * 86400;
 	o->jitter_s = (int64_t)cfg->jitter_days * 86400;
 	o->rekey = cfg->rekey;
-	o->batch = 256;
+	o->batch = 512;
 	o->retry_s = cfg->retry_max_seconds;
 	o->issue = signer_issue_cb;
 }
@@ -118,12 +134,23 @@ renew_open(struct db *db, const struct renew_opts *o, struct renew **out)
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return FC_ENOMEM;
-	r->items = calloc(BATCH_MAX, sizeof(*r->items));
-	if (r->items == NULL) {
+	r->bufs[0].items = calloc(BATCH_MAX, sizeof(struct item));
+	r->bufs[1].items = calloc(BATCH_MAX, sizeof(struct item));
+	r->rowids = calloc(BATCH_MAX, sizeof(*r->rowids));
+	r->cur = &r->bufs[0];
+	if (r->bufs[0].items == NULL || r->bufs[1].items == NULL ||
+	    r->rowids == NULL) {
+		free(r->bufs[0].items);
+		free(r->bufs[1].items);
+		free(r->rowids);
 		free(r);
 		return FC_ENOMEM;
 	}
 	r->db = db;
+	/* A renewal wave touches certificates, their devices, the audit
+	 * chain and the outbox in scattered pages; a 16 MiB page cache keeps
+	 * it from re-reading them (the daemon's RSS budget is 64 MiB). */
+	(void)db_exec(db, "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 8192");
 	result = renew_reconfigure(r, o);
 	if (result != FC_OK) {
 		renew_close(r);
@@ -136,13 +163,16 @@ renew_open(struct db *db, const struct renew_opts *o, struct renew **out)
 void
 renew_close(struct renew *r)
 {
-	int i;
+	int i, k;
 
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->n; i++)
-		ca_cert_free(r->items[i].cert);
-	free(r->items);
+	for (k = 0; k < 2; k++) {
+		for (i = 0; i < r->bufs[k].n; i++)
+			ca_cert_free(r->bufs[k].items[i].cert);
+		free(r->bufs[k].items);
+	}
+	free(r->rowids);
 	free(r);
 }
 
@@ -174,42 +204,43 @@ renew_reconfigure(struct renew *r, const struct renew_opts *o)
 static int
 recover_one(void *arg, const char *serial, const char *device_id)
 {
-	struct renew *r = arg;
+	struct batch *b = arg;
 
 	/* Collected first: voiding while the list statement runs would
 	 * change the rows it walks. */
-	if (r->n == BATCH_MAX)
+	if (b->n == BATCH_MAX)
 		return 1;
-	snprintf(r->items[r->n].serial, sizeof(r->items[r->n].serial), "%s",
+	snprintf(b->items[b->n].serial, sizeof(b->items[b->n].serial), "%s",
 	    serial);
-	snprintf(r->items[r->n].device_id, sizeof(r->items[r->n].device_id),
+	snprintf(b->items[b->n].device_id, sizeof(b->items[b->n].device_id),
 	    "%s", device_id ? device_id : "");
-	r->n++;
+	b->n++;
 	return 0;
 }
 
 enum fc_err
 renew_recover(struct renew *r, int *voided)
 {
+	struct batch *b = &r->bufs[0];
 	enum fc_err result;
 	int i, count = 0;
 
 	for (;;) {
-		r->n = 0;
-		result = inv_renew_reserved_list(r->db, recover_one, r);
-		if (result != FC_OK || r->n == 0)
+		b->n = 0;
+		result = inv_renew_reserved_list(r->db, recover_one, b);
+		if (result != FC_OK || b->n == 0)
 			break;
 		result = db_begin(r->db);
 		if (result != FC_OK)
 			break;
-		for (i = 0; i < r->n && result == FC_OK; i++) {
-			result = inv_renew_void(r->db, r->items[i].serial, 0,
+		for (i = 0; i < b->n && result == FC_OK; i++) {
+			result = inv_renew_void(r->db, b->items[i].serial, 0,
 			    "interrupted before its certificate was recorded",
 			    ACTOR);
 			if (result == FC_OK)
 				log_info("device %s: renewal %s voided "
 				    "(interrupted); it will be renewed again",
-				    r->items[i].device_id, r->items[i].serial);
+				    b->items[i].device_id, b->items[i].serial);
 		}
 		if (result != FC_OK) {
 			db_rollback(r->db);
@@ -218,10 +249,10 @@ renew_recover(struct renew *r, int *voided)
 		result = db_commit(r->db);
 		if (result != FC_OK)
 			break;
-		count += r->n;
-		r->st.voided += (uint64_t)r->n;
+		count += b->n;
+		r->st.voided += (uint64_t)b->n;
 	}
-	r->n = 0;
+	b->n = 0;
 	if (result == FC_OK && voided != NULL)
 		*voided = count;
 	return result;
@@ -232,11 +263,12 @@ static int
 collect_due(void *arg, const struct inv_due *d)
 {
 	struct renew *r = arg;
-	struct item *it = &r->items[r->n];
+	struct item *it = &r->cur->items[r->cur->n];
 	const unsigned char *spki = NULL;
 	size_t spki_len = 0;
 
 	memset(it, 0, sizeof(*it));
+	it->old_rowid = d->rowid;
 	snprintf(it->old_serial, sizeof(it->old_serial), "%s", d->serial);
 	snprintf(it->device_id, sizeof(it->device_id), "%s", d->device_id);
 	snprintf(it->se_serial, sizeof(it->se_serial), "%s", d->se_serial);
@@ -261,8 +293,8 @@ collect_due(void *arg, const struct inv_due *d)
 			it->spki_len = spki_len;
 		}
 	}
-	r->n++;
-	return r->n >= r->o.batch;
+	r->cur->n++;
+	return 0;
 }
 
 /*
@@ -302,7 +334,7 @@ rollback_full(struct db *db)
 
 /* Step 1: reserve every item of the batch in one committed transaction. */
 static enum fc_err
-reserve_batch(struct renew *r)
+reserve_batch(struct renew *r, struct batch *b)
 {
 	enum fc_err result;
 	int i;
@@ -310,8 +342,8 @@ reserve_batch(struct renew *r)
 	result = begin_full(r->db);
 	if (result != FC_OK)
 		return result;
-	for (i = 0; i < r->n; i++) {
-		struct item *it = &r->items[i];
+	for (i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
 		if (it->skip) {
 			log_info("device %s: renewal of %s postponed: %s",
 			    it->device_id, it->old_serial, it->why);
@@ -325,8 +357,8 @@ reserve_batch(struct renew *r)
 		result = ca_serial_new(it->serial);
 		if (result != FC_OK)
 			goto out;
-		result = inv_renew_reserve(r->db, it->old_serial, it->device_id,
-		    it->serial, ACTOR);
+		result = inv_renew_reserve_row(r->db, it->old_rowid,
+		    it->old_serial, it->device_id, it->serial, ACTOR);
 		if (result == FC_ECONFLICT) {
 			/* Renewed meanwhile (another path); nothing to do. */
 			it->skip = 1;
@@ -339,52 +371,92 @@ reserve_batch(struct renew *r)
 	return commit_full(r->db);
 out:
 	rollback_full(r->db);
-	for (i = 0; i < r->n; i++)
-		r->items[i].reserved = 0;
+	for (i = 0; i < b->n; i++)
+		b->items[i].reserved = 0;
 	return result;
 }
 
-/* Step 2: sign what was reserved (same key); rekey items go to the CSR
- * fetcher and are completed by renew_csr_done. */
+/* Rekey items go to the CSR fetcher (main thread: it talks to the hub)
+ * and are completed by renew_csr_done. */
 static void
-sign_batch(struct renew *r)
+csr_batch(struct renew *r, struct batch *b)
 {
+	enum fc_err result;
+	int i;
+
+	for (i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		if (!it->reserved || !it->rekey)
+			continue;
+		result = r->o.csr(r->o.csr_arg, it->serial, it->device_id,
+		    it->hub);
+		if (result == FC_OK) {
+			r->st.csr_requested++;
+			it->reserved = 0;	/* owned by the fetcher now */
+		} else {
+			snprintf(it->why, sizeof(it->why), "CSR request not "
+			    "queued (%s)", fc_strerror(result));
+			it->rekey = 0;
+			it->failed = 1;
+			/* Busy (all delivery slots taken): soon again. */
+			if (result == FC_EBUSY)
+				it->retry_s = CSR_BUSY_RETRY_S;
+		}
+	}
+}
+
+/*
+ * Step 2: sign what was reserved, same key. Runs on a helper thread while
+ * the main thread works the database; touches only the batch and the
+ * issue callback (signer_issue is thread-safe).
+ */
+static void *
+sign_batch(void *arg)
+{
+	struct batch *b = arg;
 	struct ca_issue_req req;
 	enum fc_err result;
 	int i;
 
-	for (i = 0; i < r->n; i++) {
-		struct item *it = &r->items[i];
-		if (!it->reserved)
+	for (i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		if (!it->reserved || it->rekey || it->failed)
 			continue;
-		if (it->rekey) {
-			result = r->o.csr(r->o.csr_arg, it->serial,
-			    it->device_id, it->hub);
-			if (result == FC_OK) {
-				r->st.csr_requested++;
-				it->reserved = 0;	/* owned by the fetcher */
-			} else
-				snprintf(it->why, sizeof(it->why),
-				    "CSR request not queued (%s)",
-				    fc_strerror(result));
-			continue;
-		}
 		memset(&req, 0, sizeof(req));
 		req.serial = it->serial;
 		req.device_id = it->device_id;
 		req.se_serial = it->se_serial;
 		req.spki = it->spki;
 		req.spki_len = it->spki_len;
-		result = r->o.issue(r->o.issue_arg, &req, &it->cert, it->why,
-		    sizeof(it->why));
+		result = b->r->o.issue(b->r->o.issue_arg, &req, &it->cert,
+		    it->why, sizeof(it->why));
 		if (result != FC_OK) {
 			it->cert = NULL;
-			r->st.sign_failed++;
+			it->failed = 1;
 			log_warn("device %s: signing renewal %s failed: %s (%s)",
 			    it->device_id, it->serial, it->why,
 			    fc_strerror(result));
 		}
 	}
+	return NULL;
+}
+
+/* Starts signing b on a helper thread (or signs it here if no thread can
+ * be made). */
+static void
+sign_start(struct batch *b)
+{
+	b->threaded = pthread_create(&b->th, NULL, sign_batch, b) == 0;
+	if (!b->threaded)
+		(void)sign_batch(b);
+}
+
+static void
+sign_wait(struct batch *b)
+{
+	if (b->threaded)
+		(void)pthread_join(b->th, NULL);
+	b->threaded = 0;
 }
 
 static void
@@ -425,16 +497,16 @@ record_one(struct renew *r, struct item *it)
 /* Step 3: record signed certificates and void failed reservations, in the
  * next committed transaction. */
 static enum fc_err
-record_batch(struct renew *r, int *issued)
+record_batch(struct renew *r, struct batch *b, int *issued)
 {
 	enum fc_err result;
-	int i, n = 0, nvoid = 0;
+	int i, n = 0, nvoid = 0, nfail = 0;
 
 	result = begin_full(r->db);
 	if (result != FC_OK)
 		return result;
-	for (i = 0; i < r->n; i++) {
-		struct item *it = &r->items[i];
+	for (i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
 		if (!it->reserved)
 			continue;
 		if (it->cert != NULL) {
@@ -448,17 +520,20 @@ record_batch(struct renew *r, int *issued)
 			snprintf(it->why, sizeof(it->why), "signer answered "
 			    "the wrong serial");
 		}
-		result = inv_renew_void(r->db, it->serial, r->now + r->o.retry_s,
-		    it->why, ACTOR);
+		result = inv_renew_void(r->db, it->serial, r->now +
+		    (it->retry_s > 0 ? it->retry_s : r->o.retry_s), it->why,
+		    ACTOR);
 		if (result != FC_OK)
 			goto out;
 		nvoid++;
+		nfail += it->failed && it->retry_s == 0;
 	}
 	result = commit_full(r->db);
 	if (result != FC_OK)
 		return result;
 	r->st.issued += (uint64_t)n;
 	r->st.voided += (uint64_t)nvoid;
+	r->st.sign_failed += (uint64_t)nfail;
 	*issued += n;
 	return FC_OK;
 out:
@@ -467,22 +542,53 @@ out:
 }
 
 static void
-batch_free(struct renew *r)
+batch_free(struct batch *b)
 {
 	int i;
 
-	for (i = 0; i < r->n; i++) {
-		ca_cert_free(r->items[i].cert);
-		r->items[i].cert = NULL;
+	for (i = 0; i < b->n; i++) {
+		ca_cert_free(b->items[i].cert);
+		b->items[i].cert = NULL;
 	}
-	r->n = 0;
+	b->n = 0;
 }
 
+/* Collects the next batch of due certificates into r->cur. *got: rows the
+ * scan returned (some may have been skipped). */
+static enum fc_err
+collect_batch(struct renew *r, int64_t now, int want, int *got)
+{
+	enum fc_err result;
+	int64_t t0;
+	int i;
+
+	r->cur->n = 0;
+	r->cur->r = r;
+	t0 = mono_us();
+	result = inv_renew_due(r->db, now, want, r->rowids, got);
+	r->st.last_scan_us = mono_us() - t0;
+	if (result != FC_OK)
+		return result;
+	for (i = 0; i < *got && result == FC_OK; i++) {
+		result = inv_renew_due_get(r->db, r->rowids[i], collect_due, r);
+		if (result == FC_ENOTFOUND)
+			result = FC_OK;
+	}
+	r->st.load_us += mono_us() - t0;
+	return result;
+}
+
+/*
+ * The wave, pipelined: while the helper thread signs batch k, the main
+ * thread records batch k-1 and reserves batch k+1. Each batch is reserved
+ * (committed) before it is handed to the signer, as always.
+ */
 enum fc_err
 renew_run(struct renew *r, int64_t now, int max, int *issued, int *more)
 {
-	enum fc_err result = FC_OK;
-	int n = 0, scheduled, total = 0, full;
+	struct batch *prev = NULL, *b;
+	enum fc_err result = FC_OK, rec;
+	int n = 0, scheduled, total = 0, full = 0, got;
 	int64_t t0;
 
 	r->now = now;
@@ -493,39 +599,59 @@ renew_run(struct renew *r, int64_t now, int max, int *issued, int *more)
 			return result;
 	} while (scheduled == SCHEDULE_CHUNK);
 	r->st.scans++;
-	full = 0;
 	while (total < max) {
-		int want = r->o.batch;
-		if (want > max - total)
-			want = max - total;
-		r->n = 0;
+		int want = r->o.batch < max - total ? r->o.batch : max - total;
+
+		b = r->cur;
+		result = collect_batch(r, now, want, &got);
+		if (result != FC_OK || got == 0)
+			break;
+		full = got == want;
+		total += got;
+		if (b->n == 0)
+			break;
 		t0 = mono_us();
-		{
-			int saved = r->o.batch;
-			r->o.batch = want;
-			result = inv_renew_due(r->db, now, want, collect_due, r);
-			r->o.batch = saved;
+		result = reserve_batch(r, b);
+		r->st.reserve_us += mono_us() - t0;
+		if (result != FC_OK)
+			break;
+		csr_batch(r, b);
+		t0 = mono_us();
+		if (prev != NULL)
+			sign_wait(prev);
+		r->st.sign_us += mono_us() - t0;
+		sign_start(b);
+		if (prev != NULL) {
+			t0 = mono_us();
+			result = record_batch(r, prev, &n);
+			r->st.record_us += mono_us() - t0;
+			batch_free(prev);
+			if (result != FC_OK) {
+				prev = b;
+				break;
+			}
 		}
-		r->st.last_scan_us = mono_us() - t0;
-		if (result != FC_OK || r->n == 0)
-			break;
-		full = r->n == want;
-		total += r->n;
-		result = reserve_batch(r);
-		if (result != FC_OK)
-			break;
-		sign_batch(r);
-		result = record_batch(r, &n);
-		batch_free(r);
-		if (result != FC_OK)
-			break;
+		prev = b;
+		r->cur = b == &r->bufs[0] ? &r->bufs[1] : &r->bufs[0];
 		if (!full)
 			break;
 	}
-	batch_free(r);
+	if (prev != NULL) {
+		t0 = mono_us();
+		sign_wait(prev);
+		r->st.sign_us += mono_us() - t0;
+		if (result == FC_OK) {
+			t0 = mono_us();
+			rec = record_batch(r, prev, &n);
+			r->st.record_us += mono_us() - t0;
+			result = rec;
+		}
+		batch_free(prev);
+	}
+	batch_free(r->cur);
 	if (result != FC_OK) {
-		/* Reservations of this batch stay reserved; start-up
-		 * recovery voids them. */
+		/* Reservations not recorded stay reserved; start-up recovery
+		 * voids them. */
 		log_error("renewal: pass stopped (%s)", fc_strerror(result));
 		return result;
 	}
@@ -578,15 +704,16 @@ renew_csr_done(struct renew *r, const char *serial, const unsigned char *csr,
 		    sizeof(it.why));
 		if (result != FC_OK) {
 			it.cert = NULL;
-			r->st.sign_failed++;
 			log_warn("device %s: signing rekey renewal %s failed: "
 			    "%s", dev.device_id, serial, it.why);
 		}
 	}
-	r->items[0] = it;
-	r->n = 1;
-	result = record_batch(r, &n);
-	batch_free(r);
+	r->bufs[0].items[0] = it;
+	r->bufs[0].n = 1;
+	result = record_batch(r, &r->bufs[0], &n);
+	if (it.cert == NULL && csr != NULL)
+		r->st.sign_failed++;
+	batch_free(&r->bufs[0]);
 out:
 	inv_cert_clear(&old);
 	inv_cert_clear(&res);

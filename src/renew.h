@@ -68,6 +68,7 @@ struct renew_stats {
 	uint64_t	 csr_requested;
 	uint64_t	 sign_failed;	/* signer refusals and errors */
 	int64_t		 last_scan_us;	/* duration of the last due scan */
+	int64_t		 load_us, reserve_us, sign_us, record_us; /* totals */
 };
 
 /*

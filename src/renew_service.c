@@ -26,7 +26,7 @@
 #include "renew_service.h"
 #include "scheduler.h"
 
-#define RENEW_PER_RUN	2048	/* certificates per job run; then yield */
+#define RENEW_PER_RUN	4096	/* certificates per job run; then yield */
 #define PUMP_MAX_MS	1000
 
 struct rs {
@@ -180,9 +180,10 @@ collect(void *arg, struct db *db)
 		hp.req = metrics_counter("fleetcert_hub_requests_total",
 		    "HTTP attempts to IoT Hub, by hub, operation and status",
 		    "hub,operation,code");
-		hp.lat = metrics_gauge("fleetcert_hub_request_seconds_bucket",
-		    "Cumulative count of IoT Hub attempts by latency bound",
-		    "hub,operation,le");
+		hp.lat = metrics_gauge("fleetcert_hub_attempts_within_seconds",
+		    "IoT Hub attempts that took at most `within` seconds "
+		    "(cumulative, a histogram's buckets)",
+		    "hub,operation,within");
 		hp.idx = 0;
 		deliver_hubs_foreach(rs.deliver, publish_hub, &hp);
 	}

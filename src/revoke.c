@@ -103,10 +103,57 @@ revoke_device_record(struct db *db, const char *device_id,
 static void
 result_why(const struct hub_result *res, char *why, size_t len)
 {
-	snprintf(why, len, "hub %s (%ld %s%s%s)",
+	snprintf(why, len, "hub %s (%ld %.63s%s%.100s)",
 	    hub_outcome_name(res->outcome), res->http_status,
 	    res->error.name[0] ? res->error.name : "",
 	    res->error.message[0] ? ": " : "", res->error.message);
+}
+
+/*
+ * hub_call with a bounded poll: a call waiting for a registry token may
+ * report no timeout (hub_perform: -1), and hub_poll then sleeps a whole
+ * second; polling at most every 20 ms keeps bulk calls on the bucket's
+ * pace, which the planner's estimate assumes.
+ */
+static void
+call_done(struct hub_result *res, void *arg)
+{
+	*(struct hub_result **)arg = res;
+}
+
+static void
+call(struct hub *h, struct hub_req *req, struct hub_result **out)
+{
+	struct hub_result *res = NULL;
+	int t;
+
+	if (hub_submit(h, req, call_done, &res) != FC_OK) {
+		/* Only out of memory: reported as no answer. */
+		res = calloc(1, sizeof(*res));
+		if (res == NULL)
+			fatal("revocation: out of memory");
+		res->outcome = HUB_UNREACHABLE;
+		snprintf(res->error.message, sizeof(res->error.message),
+		    "out of memory");
+		*out = res;
+		return;
+	}
+	for (;;) {
+		hub_perform(h, &t);
+		if (res != NULL)
+			break;
+		hub_poll(h, t < 0 || t > 20 ? 20 : t);
+	}
+	*out = res;
+}
+
+static void
+run_all(struct hub *h)
+{
+	int t;
+
+	while (hub_perform(h, &t) > 0)
+		hub_poll(h, t < 0 || t > 20 ? 20 : t);
 }
 
 /* One device, synchronously. */
@@ -160,7 +207,7 @@ revoke_propagate_one(struct revoke_ctx *ctx, const char *device_id,
 			snprintf(why, whylen, "device id refused by the client");
 			goto fail;
 		}
-		(void)hub_call(h, req, &res);
+		call(h, req, &res);
 		req = NULL;
 		if (res->outcome == HUB_REJECTED &&
 		    hub_error_is(&res->error, HUB_E_DEVICE_NOT_FOUND)) {
@@ -187,7 +234,7 @@ revoke_propagate_one(struct revoke_ctx *ctx, const char *device_id,
 			desired = json_pack("{s:n}", "fleetcert");
 			if (desired != NULL && hub_req_twin_patch_desired(
 			    device_id, desired, NULL, &req) == FC_OK) {
-				(void)hub_call(h, req, &res);
+				call(h, req, &res);
 				req = NULL;
 				hub_result_free(res);
 				res = NULL;
@@ -204,7 +251,7 @@ revoke_propagate_one(struct revoke_ctx *ctx, const char *device_id,
 			snprintf(why, whylen, "request refused by the client");
 			goto fail;
 		}
-		(void)hub_call(h, req, &res);
+		call(h, req, &res);
 		req = NULL;
 		if (res->outcome == HUB_DONE || (res->outcome == HUB_REJECTED &&
 		    hub_error_is(&res->error, HUB_E_DEVICE_NOT_FOUND))) {
@@ -241,7 +288,7 @@ struct batch {
 	struct inv_prop	 rows[HUB_BULK_MAX];
 	struct hub_device dev[HUB_BULK_MAX];
 	int		 state[HUB_BULK_MAX];	/* 0 send, 1 done, 2 retry */
-	char		 why[HUB_BULK_MAX][128];
+	char		 why[HUB_BULK_MAX][256];
 	size_t		 n;
 	int		 unreachable;
 	char		 err[256];
@@ -334,7 +381,7 @@ one_batch(struct revoke_ctx *ctx, const char *name, struct hub *h,
 		(void)hub_submit(h, req, got_device, b);
 		req = NULL;
 	}
-	hub_run(h);
+	run_all(h);
 	if (b->unreachable) {
 		for (i = 0; i < b->n; i++)
 			if (b->state[i] == 0) {
@@ -367,7 +414,7 @@ one_batch(struct revoke_ctx *ctx, const char *name, struct hub *h,
 				    "bulk request refused by the client");
 			}
 		} else {
-			(void)hub_call(h, req, &res);
+			call(h, req, &res);
 			req = NULL;
 			st->calls++;
 			if (res->outcome != HUB_DONE) {
@@ -375,7 +422,7 @@ one_batch(struct revoke_ctx *ctx, const char *name, struct hub *h,
 				for (j = 0; j < k; j++) {
 					b->state[idx[j]] = 2;
 					snprintf(b->why[idx[j]],
-					    sizeof(b->why[0]), "%s", b->err);
+					    sizeof(b->why[0]), "%.200s", b->err);
 				}
 				if (res->outcome != HUB_REJECTED)
 					rc = -1;
@@ -397,7 +444,7 @@ one_batch(struct revoke_ctx *ctx, const char *name, struct hub *h,
 		}
 	}
 	if (b->err[0])
-		snprintf(st->last_error, sizeof(st->last_error), "hub %s: %s",
+		snprintf(st->last_error, sizeof(st->last_error), "hub %.40s: %.200s",
 		    name[0] ? name : "default", b->err);
 	if (batch_finish(ctx, b, st) != FC_OK)
 		rc = -1;

@@ -60,7 +60,18 @@ struct hook {
 	void		*arg;
 };
 
+struct poller {
+	char		 name[SCHED_NAME_MAX];
+	int		(*prepare)(void *, struct pollfd *, int, int *);
+	void		(*dispatch)(void *, const struct pollfd *, int);
+	void		*arg;
+	size_t		 first;		/* its slice of this turn's pollfds */
+	int		 count;
+};
+
 static struct job jobs[SCHED_JOBS_MAX];
+static struct poller pollers[SCHED_HOOKS_MAX];
+static size_t npollers;
 static struct watch *watches;
 static size_t nwatches, capwatches;
 static struct timeout *timeouts;
@@ -133,6 +144,7 @@ sched_finalise(void)
 	timeouts = NULL;
 	ntimeouts = captimeouts = 0;
 	nstatus_hooks = ndrain_hooks = 0;
+	npollers = 0;
 	reload_fn = NULL;
 	reload_arg = NULL;
 	if (sig_fd >= 0)
@@ -334,6 +346,26 @@ sched_drain_add(const char *name, int (*busy)(void *), void *arg)
 	return hook_add(drain_hooks, &ndrain_hooks, name, NULL, busy, arg);
 }
 
+enum fc_err
+sched_poller_add(const char *name,
+    int (*prepare)(void *arg, struct pollfd *fds, int max, int *timeout_ms),
+    void (*dispatch)(void *arg, const struct pollfd *fds, int n), void *arg)
+{
+	if (prepare == NULL || dispatch == NULL)
+		return FC_EINVAL;
+	if (npollers == SCHED_HOOKS_MAX) {
+		log_error("sched: poller %s: too many pollers", name);
+		return FC_ENOMEM;
+	}
+	snprintf(pollers[npollers].name, sizeof(pollers[npollers].name), "%s",
+	    name);
+	pollers[npollers].prepare = prepare;
+	pollers[npollers].dispatch = dispatch;
+	pollers[npollers].arg = arg;
+	npollers++;
+	return FC_OK;
+}
+
 void
 sched_reload_set(void (*fn)(void *), void *arg)
 {
@@ -520,7 +552,8 @@ sched_run(void)
 	size_t cap = 0, n, i;
 	uint64_t usec = 0;
 	long long wd_ms = 0, next_wd = 0, next_status, drain_end = 0, now;
-	int reload = 0, stops = 0, rc;
+	int reload = 0, stops = 0, rc, ptimeout;
+	size_t nwatches_turn;
 	enum fc_err result = FC_OK;
 
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000) {
@@ -556,7 +589,7 @@ sched_run(void)
 			break;
 		}
 
-		n = 2 + nwatches;
+		n = 2 + nwatches + npollers * SCHED_POLLER_FDS;
 		if (n > cap) {
 			struct pollfd *np = realloc(pfds, n * sizeof(*np));
 			if (np == NULL) {
@@ -575,11 +608,25 @@ sched_run(void)
 			pfds[2 + i].fd = watches[i].fd;
 			pfds[2 + i].events = watches[i].events;
 		}
+		n = 2 + nwatches;
+		nwatches_turn = nwatches;
+		ptimeout = poll_timeout(now, next_wd, next_status, drain_end);
+		for (i = 0; i < npollers; i++) {
+			int t = -1, c;
+			c = pollers[i].prepare(pollers[i].arg, pfds + n,
+			    SCHED_POLLER_FDS, &t);
+			if (c < 0 || c > SCHED_POLLER_FDS)
+				c = 0;
+			pollers[i].first = n;
+			pollers[i].count = c;
+			n += (size_t)c;
+			if (t >= 0 && t < ptimeout)
+				ptimeout = t;
+		}
 		for (i = 0; i < n; i++)
 			pfds[i].revents = 0;
 
-		rc = poll(pfds, n, poll_timeout(now, next_wd, next_status,
-		    drain_end));
+		rc = poll(pfds, n, ptimeout);
 		if (rc < 0 && errno != EINTR) {
 			log_error("sched: poll: %s", strerror(errno));
 			result = FC_EIO;
@@ -594,7 +641,7 @@ sched_run(void)
 			}
 			/* A callback may change the watch list: look each fd
 			 * up again before calling it. */
-			for (i = 2; i < n; i++) {
+			for (i = 2; i < 2 + nwatches_turn; i++) {
 				size_t k;
 				if (pfds[i].revents == 0)
 					continue;
@@ -606,6 +653,11 @@ sched_run(void)
 					    watches[k].arg);
 			}
 		}
+		/* Pollers are driven every turn: on events and on their
+		 * timeouts alike (libcurl wants both). */
+		for (i = 0; i < npollers; i++)
+			pollers[i].dispatch(pollers[i].arg,
+			    pfds + pollers[i].first, pollers[i].count);
 		timeouts_run(sched_now_ms());
 		if (reload && !sched_stopping()) {
 			reload = 0;

@@ -18,6 +18,8 @@
  *     sched_fd_watch (CURL_POLL_REMOVE -> events 0), CURLMOPT_TIMERFUNCTION
  *     calls sched_timeout_cancel + sched_timeout_add (ms -1: cancel only),
  *     and both callbacks call curl_multi_socket_action.
+ *     A module that owns a whole set of descriptors (curl_multi_fdset,
+ *     curl_multi_timeout) registers a poller instead: sched_poller_add.
  *   - backlog:        sched_status_add("delivery", fn, ctx): fn writes a short
  *                     phrase ("5 queued, 2 in flight") for systemd's STATUS=.
  *   - shutdown:       sched_drain_add("delivery", busy, ctx): after SIGTERM the
@@ -36,6 +38,7 @@
 #define SCHED_DRAIN_MS		4000	/* in-flight work after SIGTERM */
 #define SCHED_STATUS_MS		10000	/* how often STATUS= is refreshed */
 #define SCHED_NAME_MAX		32
+#define SCHED_POLLER_FDS	256	/* descriptors one poller may add */
 
 /*
  * Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads created
@@ -75,6 +78,18 @@ enum fc_err sched_timeout_add(long ms, void (*fn)(void *arg), void *arg,
     int *id);
 /* Cancels a pending timeout; an unknown or fired id is ignored. */
 void sched_timeout_cancel(int id);
+
+/*
+ * A poller adds descriptors of its own to every wait: before each poll,
+ * prepare(arg, fds, max, &timeout_ms) fills up to max (SCHED_POLLER_FDS)
+ * pollfd entries (fd and events) and returns how many, and may lower the
+ * wait with *timeout_ms >= 0 (it starts at -1: no limit of its own). After
+ * each poll, dispatch(arg, fds, n) gets the same entries with revents set,
+ * whether or not any is ready (so a timeout is noticed). Loop thread only.
+ */
+enum fc_err sched_poller_add(const char *name,
+    int (*prepare)(void *arg, struct pollfd *fds, int max, int *timeout_ms),
+    void (*dispatch)(void *arg, const struct pollfd *fds, int n), void *arg);
 
 /*
  * Backlog reporter for STATUS=: fn writes a NUL-terminated phrase of at most

@@ -77,9 +77,10 @@ print_summary(const json_t *j, int json)
 	    (long long)json_integer_value(json_object_get(j, "crlNumber")),
 	    (long long)json_integer_value(json_object_get(j, "crlEntries")),
 	    json_real_value(json_object_get(j, "seconds")),
-	    json_object_get(j, "lastError") ? "; last error: " : "",
-	    json_object_get(j, "lastError") ? json_string_value(
-	    json_object_get(j, "lastError")) : "");
+	    json_is_string(json_object_get(j, "lastError")) ?
+	    "; last error: " : "",
+	    json_is_string(json_object_get(j, "lastError")) ?
+	    json_string_value(json_object_get(j, "lastError")) : "");
 }
 
 /* Asks the daemon. Returns an exit code, or -1 when it cannot be reached

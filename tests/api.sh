@@ -1,7 +1,7 @@
 #!/bin/sh
 # api.sh — the operator API from the outside, with curl against
-# tests/api-testd (config, database, api_start): doc/api.md against the
-# routes in the code, every documented endpoint, roles and tokens, strict
+# the real fleetcertd (and tests/api-testd where a test needs to start the
+# API itself): doc/api.md against the endpoints the daemon serves, every documented endpoint, roles and tokens, strict
 # JSON, body caps, bad ids and paths, SQL-looking input, audit identity,
 # imports, health 503, start-up refusals, a Unix-socket listener, and
 # 100,000 devices paged to the end exactly once.
@@ -48,8 +48,19 @@ start() {	# start NAME CONF [args]: waits for the port in $T/NAME.port
 	done
 	PORT=$(cat "$T/$name.port")
 }
+# The server under test is the real daemon: fleetcertd with this config (no
+# [ca], so its signer reports itself down and health is 503). It listens on
+# a port of its choosing and logs it.
 conf "$T/main.conf" 127.0.0.1:0
-start main "$T/main.conf" || { cat "$T/main.err"; exit 1; }
+"$B/fleetcertd" -c "$T/main.conf" 2>"$T/main.err" &
+PID_main=$!; PIDS="$PIDS $PID_main"
+i=0; PORT=""
+while [ -z "$PORT" ] && [ $i -lt 150 ]; do
+	kill -0 "$PID_main" 2>/dev/null || break
+	PORT=$(sed -n 's/.*httpd api: listening on .* (port \([0-9]*\)).*/\1/p' "$T/main.err" 2>/dev/null | head -n 1)
+	sleep 0.1; i=$((i + 1))
+done
+[ -n "$PORT" ] || { echo "fleetcertd did not start:"; cat "$T/main.err"; exit 1; }
 URL=http://127.0.0.1:$PORT
 
 # req CODE METHOD PATH TOKEN [curl args]: checks the status; body in $T/body
@@ -71,15 +82,19 @@ jqt() {	# jqt EXPR: the last body satisfies EXPR
 	jq -e "$1" "$T/body" >/dev/null 2>&1 || { fail "body fails $1: $(head -c 300 "$T/body")"; return 1; }
 }
 
-# ---- doc/api.md and the code list the same endpoints
+# ---- doc/api.md and the daemon serve the same endpoints (GET /v1 lists
+# what the running fleetcertd registered, other modules' routes included)
 sed -n 's/^### `\([A-Z]*\) \([^`]*\)`$/\1 \2/p' "$top_srcdir/doc/api.md" | sort > "$T/doc.routes"
-"$B/tests/api-testd" --routes | cut -d' ' -f1,2 | sort > "$T/code.routes"
+curl -s -H "Authorization: Bearer $RTOK" "$URL/v1" | jq -r '.endpoints[] | "\(.method) \(.path)"' | sort > "$T/code.routes"
+"$B/tests/api-testd" --routes | cut -d' ' -f1,2 | sort > "$T/builtin.routes"
 [ -s "$T/doc.routes" ] || fail "no endpoints found in doc/api.md"
+[ -s "$T/code.routes" ] || fail "GET /v1 listed nothing"
 if diff "$T/doc.routes" "$T/code.routes" > "$T/routes.diff"; then
-	ok "doc/api.md lists exactly the $(wc -l < "$T/doc.routes") routes of the code"
+	ok "doc/api.md lists exactly the $(wc -l < "$T/doc.routes") endpoints fleetcertd serves"
 else
-	fail "doc/api.md and the code differ:"; cat "$T/routes.diff"
+	fail "doc/api.md and fleetcertd differ:"; cat "$T/routes.diff"
 fi
+comm -23 "$T/builtin.routes" "$T/code.routes" | grep . && fail "built-in routes missing from fleetcertd"
 
 # ---- a real identity key and certificate for registrations and imports
 openssl ecparam -name prime256v1 -genkey -noout -out "$T/k1.pem" 2>/dev/null
@@ -92,8 +107,9 @@ openssl ec -in "$T/k3.pem" -pubout -outform DER 2>/dev/null | base64 -w0 > "$T/k
 # ---- every documented endpoint, walked with the right role
 walk() {	# walk "METHOD PATH"
 	case $1 in
-	"GET /v1/health") req 200 GET /v1/health "$RTOK" && jqt '.status == "ok" and .components.database.ok' ;;
-	"GET /metrics") req 200 GET /v1/health "$RTOK"; req 200 GET /metrics "$RTOK" && grep -q '^fleetcert_api_requests_total{' "$T/body" && grep -q '^fleetcert_certificates{status="active"} 100000' "$T/body" || fail "metrics content" ;;
+	"GET /v1") req 200 GET /v1 "$RTOK" && jqt 'any(.endpoints[]; .method == "POST" and .path == "/v1/imports" and .role == "admin")' ;;
+	"GET /v1/health") req 503 GET /v1/health "$RTOK" && jqt '.status == "degraded" and .components.database.ok and (.components.signer.ok | not)' ;;
+	"GET /metrics") req 200 GET /v1 "$RTOK"; req 200 GET /metrics "$RTOK" && grep -q '^fleetcert_api_requests_total{' "$T/body" && grep -q '^fleetcert_certificates{status="active"} 100000' "$T/body" || fail "metrics content" ;;
 	"GET /v1/devices") req 200 GET '/v1/devices?limit=5' "$RTOK" && jqt '(.items | length) == 5 and .items[0].deviceId == "dev-0000000" and (.nextCursor | type) == "string"' ;;
 	"POST /v1/devices") req 201 POST /v1/devices "$ATOK" -H 'Content-Type: application/json' \
 		-d "{\"deviceId\":\"new-1\",\"serial\":\"0123ABCDEF01234501\",\"identityPublicKey\":\"$(cat "$T/k1.spki")\",\"owner\":\"acme\"}" \
@@ -151,6 +167,8 @@ req 400 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"bad id\",\"serial\":\"01
 req 400 POST /v1/devices "$ATOK" $J -d '{"deviceId":"x2","serial":"0123aa00000000cc01","identityPublicKey":"not base64!"}'
 req 400 POST /v1/devices "$ATOK" $J -d '{"deviceId":"x3","serial":"0123aa00000000cc01","owner":"a\nb","identityPublicKey":"AAAA"}'
 req 415 POST /v1/devices "$ATOK" -H 'Content-Type: text/plain' -d '{}'
+req 400 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"x4\",\"serial\":\"0123aa00000000cc04\",\"hub\":\"nope\",\"identityPublicKey\":\"$(cat "$T/k3.spki")\"}"
+jqt '.error.message | contains("hub")'
 req 409 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"new-1\",\"serial\":\"0123ABCDEF01234599\",\"identityPublicKey\":\"$(cat "$T/k3.spki")\"}"
 req 409 POST /v1/devices "$ATOK" $J -d "{\"deviceId\":\"new-2\",\"serial\":\"0123ABCDEF01234501\",\"identityPublicKey\":\"$(cat "$T/k3.spki")\"}"
 head -c 70000 /dev/zero | tr '\0' ' ' > "$T/70k"
@@ -159,7 +177,7 @@ req 413 POST /v1/devices "$ATOK" $J -H 'Transfer-Encoding: chunked' --data-binar
 head -c 70000000 /dev/zero > "$T/70m"
 req 413 POST /v1/imports "$ATOK" -H 'Content-Type: text/csv' --data-binary "@$T/70m"
 rm -f "$T/70m" "$T/20m"
-req 200 GET /v1/health "$RTOK"
+req 200 GET /v1 "$RTOK"
 
 # ---- imports that apply nothing, and skipBad
 printf 'deviceId,serial,identityPublicKey\r\nimp-3,0123aa00000000bb03,%s\r\nimp-1,0123aa00000000bb04,%s\r\n' "$(cat "$T/k1.spki")" "$(cat "$T/k1.spki")" > "$T/bad.csv"
@@ -231,8 +249,13 @@ else
 	fail "paging: $total rows, $uniq distinct, in $pages pages"
 fi
 
-# ---- health 503 when a component is down
+# ---- health: 200 when all is well (api-testd has no signer), 503 when a
+# component is down
 kill "$PID_main"; wait "$PID_main" 2>/dev/null
+start well "$T/main.conf" || fail "start api-testd"
+URL=http://127.0.0.1:$PORT
+req 200 GET /v1/health "$RTOK" && jqt '.status == "ok" and .components.database.ok and .components.api.ok'
+kill "$PID_well"; wait "$PID_well" 2>/dev/null
 start sick "$T/main.conf" --health "signer=signer exited; restarting" || fail "start sick"
 URL=http://127.0.0.1:$PORT
 req 503 GET /v1/health "$RTOK" && jqt '.status == "degraded" and .components.signer.ok == false and .components.signer.reason == "signer exited; restarting"'
@@ -248,7 +271,7 @@ refuse() {	# refuse WHAT PATTERN: api-testd must fail with PATTERN in its log
 conf "$T/r.conf" 0.0.0.0:0
 refuse "non-loopback listen" "not loopback"
 conf "$T/r.conf" 0.0.0.0:0 "allow_remote = true"
-"$B/tests/api-testd" -c "$T/r.conf" --port-file "$T/remote.port" 2>/dev/null & rp=$!; PIDS="$PIDS $rp"
+"$B/tests/api-testd" -c "$T/r.conf" --port-file "$T/remote.port" 2>"$T/remote.err" & rp=$!; PIDS="$PIDS $rp"
 sleep 1; [ -s "$T/remote.port" ] && ok "allow_remote lets 0.0.0.0 start" || fail "allow_remote"
 kill $rp; wait $rp 2>/dev/null
 cp "$T/tokens" "$T/tokens.good"
@@ -271,5 +294,10 @@ i=0; while [ ! -S "$T/api.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); 
 c=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$T/api.sock" -H "Authorization: Bearer $RTOK" http://x/v1/devices/dev-0000001)
 [ "$c" = 200 ] && ok "request over the unix socket" || fail "unix socket: $c"
 
+# under --enable-sanitizers, a server's report lands in its stderr
+for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+if grep -l 'Sanitizer\|runtime error' "$T"/*.err 2>/dev/null; then
+	fail "sanitizer reports in the servers' logs"; grep -h -A5 'Sanitizer\|runtime error' "$T"/*.err | head -40
+fi
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]

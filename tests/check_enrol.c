@@ -27,6 +27,7 @@
 #include "inventory.h"
 #include "inventory_enrol.h"
 #include "log.h"
+#include "metrics.h"
 #include "testutil.h"
 
 /* ---- the test vector of device-protocol.md ---- */
@@ -121,6 +122,25 @@ START_TEST(test_vector)
 	sig[17] ^= 0x80;
 	ck_assert_int_eq(enrol_sig_verify(key, d, sig), FC_ECRYPTO);
 
+	/* The fast path: structure, then the self-signature with the parsed
+	 * identity key; a flipped byte anywhere in the signed part fails. */
+	{
+		struct enrol_csr c;
+		unsigned char *cp = malloc(clen);
+		size_t k;
+		ck_assert_int_eq(enrol_csr_parse(csr, clen, &c), FC_OK);
+		ck_assert_int_eq(c.ecdsa_sha256, 1);
+		ck_assert_int_eq(enrol_csr_verify(&c, key), FC_OK);
+		for (k = 0; k < clen; k++) {
+			memcpy(cp, csr, clen);
+			cp[k] ^= 0x01;
+			if (enrol_csr_parse(cp, clen, &c) == FC_OK)
+				ck_assert_int_eq(enrol_csr_verify(&c, key),
+				    FC_ECRYPTO);
+		}
+		ck_assert_int_eq(enrol_csr_parse(csr, clen - 1, &c), FC_EINVAL);
+		free(cp);
+	}
 	/* The CSR of the vector is well formed, self-signed by the key. */
 	{
 		unsigned char *spki = NULL;
@@ -716,6 +736,16 @@ START_TEST(test_refusals)
 	}
 	ck_assert_int_ge(count("SELECT count(*) FROM audit WHERE action = "
 	    "'enrol.anomaly'"), 1);
+	{
+		char *text = NULL;
+		size_t len;
+		ck_assert_int_eq(metrics_render(NULL, &text, &len), FC_OK);
+		ck_assert_ptr_nonnull(strstr(text,
+		    "fleetcert_enrol_requests_total{outcome=\"rejected\"} 7"));
+		ck_assert_ptr_nonnull(strstr(text,
+		    "fleetcert_enrol_anomalies_total 1"));
+		free(text);
+	}
 	EVP_PKEY_free(wrong);
 	dev_free(&d);
 	dev_free(&other);
@@ -836,6 +866,22 @@ START_TEST(test_rate_limits)
 	ck_assert_int_ge(a.retry_after, 1);
 	ck_assert_int_le(a.retry_after, 3600);
 	enrol_answer_clear(&a);
+	/* A reload raises the limit and changes the TTL at once. */
+	cfg.per_serial_per_hour = 11;
+	cfg.challenge_ttl_seconds = 60;
+	ck_assert_int_eq(enrol_reconfigure(en, &cfg), FC_OK);
+	ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 200);
+	ck_assert_ptr_nonnull(strstr(a.body, "\"expiresIn\":60"));
+	enrol_answer_clear(&a);
+	ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 429);
+	enrol_answer_clear(&a);
+	cfg.per_serial_per_hour = 10;
+	cfg.challenge_ttl_seconds = 300;
+	ck_assert_int_eq(enrol_reconfigure(en, &cfg), FC_OK);
 	/* Another serial from the same address still works. */
 	free(challenge(d.serial));
 	/* An hour later the serial may ask again. */
@@ -875,6 +921,25 @@ START_TEST(test_address_limit)
 		enrol_answer_clear(&a);
 	}
 	ck_assert_int_eq(limited, 2);
+	/* IPv6: one /64 is one client; another /64 is another. */
+	limited = 0;
+	for (i = 0; i < 7; i++) {
+		char peer[64];
+		snprintf(peer, sizeof(peer), "2001:db8:1:2::%x", i + 1);
+		ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+		    peer, &a), FC_OK);
+		limited += a.status == 429;
+		enrol_answer_clear(&a);
+	}
+	ck_assert_int_eq(limited, 2);
+	ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+	    "2001:db8:1:3::1", &a), FC_OK);
+	ck_assert_int_eq(a.status, 400);
+	enrol_answer_clear(&a);
+	ck_assert_int_eq(enrol_reenrol(en, db, body, strlen(body),
+	    "::ffff:198.51.100.9", &a), FC_OK);
+	ck_assert_int_eq(a.status, 429);
+	enrol_answer_clear(&a);
 	cfg.per_address_per_minute = 1000;
 	cfg.per_serial_per_hour = 10;
 }
@@ -999,6 +1064,52 @@ START_TEST(test_unanswered_retry)
 }
 END_TEST
 
+/* An issuer during whose signing an operator revokes the device. */
+static enum fc_err
+issue_then_revoke(void *arg, const char *serial, const char *device_id,
+    const char *se_serial, const unsigned char *spki, size_t spki_len,
+    struct enrol_issued *out)
+{
+	struct enrol_issuer real;
+
+	ck_assert_int_eq(inv_device_set_status(db, device_id, INV_DEV_REVOKED,
+	    "test", "keyCompromise"), FC_OK);
+	enrol_issuer_ca(&real, arg);
+	return real.issue(real.arg, serial, device_id, se_serial, spki,
+	    spki_len, out);
+}
+
+START_TEST(test_revoked_while_signing)
+{
+	struct dev d;
+	struct req_opts o = { 0 };
+	struct enrol_issuer iss;
+	struct enrol_answer a;
+	struct enrol *e2;
+	char *body;
+
+	dev_make(&d, 12, 1);
+	enrol_issuer_ca(&iss, ca);
+	iss.issue = issue_then_revoke;
+	ck_assert_int_eq(enrol_new(&cfg, &iss, &e2), FC_OK);
+	body = build(&d, &o);
+	/* NULL: the endpoint uses a connection of its own, as a listener
+	 * thread does; the revocation comes through the test's. */
+	ck_assert_int_eq(enrol_reenrol(e2, NULL, body, strlen(body), PEER,
+	    &a), FC_OK);
+	ck_assert_int_eq(a.status, 403);
+	enrol_answer_clear(&a);
+	enrol_free(e2);
+	free(body);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "status IN ('active','delivered','pending','reserved')"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "status = 'revoked' AND der IS NULL"), 1);
+	last_audit("enrol.forbidden", "revoked during the re-enrolment");
+	dev_free(&d);
+}
+END_TEST
+
 START_TEST(test_allow_new_key)
 {
 	struct dev d;
@@ -1064,6 +1175,7 @@ suite(void)
 	tcase_add_test(t, test_recovery);
 	tcase_add_test(t, test_unanswered_retry);
 	tcase_add_test(t, test_allow_new_key);
+	tcase_add_test(t, test_revoked_while_signing);
 	suite_add_tcase(s, t);
 	return s;
 }

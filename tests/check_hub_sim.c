@@ -8,6 +8,9 @@
  */
 #include "fc_build.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <check.h>
 #include <fcntl.h>
 #include <math.h>
@@ -675,20 +678,36 @@ START_TEST(classes_misconfigured_unreachable)
 	expect(res, HUB_MISCONFIGURED, 0);
 	hub_result_free(res);
 	hub_close(h);
-	/* nobody listening: retried, then unreachable with a delay */
-	hub_opts_default(&o);
-	o.max_attempts = 3;
-	o.backoff_base_ms = 20;
-	o.backoff_max_ms = 100;
-	snprintf(conn, sizeof(conn), "HostName=127.0.0.1:1;SharedAccessKeyName="
-	    "iothubowner;SharedAccessKey=" OWNER_KEY);
-	ck_assert_int_eq(hub_open_string("sim", conn, &o, &h), FC_OK);
-	res = CALL(h, hub_req_device_get("x", &r_));
-	expect(res, HUB_UNREACHABLE, 0);
-	ck_assert_int_eq(res->attempts, 3);
-	ck_assert_int_ge(res->retry_after_ms, 0);
-	hub_result_free(res);
-	hub_close(h);
+	/* nobody listening: retried, then unreachable with a delay. The
+	 * port is held by a bound socket that never listens, so no other
+	 * test's server can take it meanwhile. */
+	{
+		struct sockaddr_in sa;
+		socklen_t salen = sizeof(sa);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		ck_assert_int_ge(fd, 0);
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &salen), 0);
+		hub_opts_default(&o);
+		o.max_attempts = 3;
+		o.backoff_base_ms = 20;
+		o.backoff_max_ms = 100;
+		snprintf(conn, sizeof(conn), "HostName=127.0.0.1:%d;"
+		    "SharedAccessKeyName=iothubowner;SharedAccessKey=" OWNER_KEY,
+		    ntohs(sa.sin_port));
+		ck_assert_int_eq(hub_open_string("sim", conn, &o, &h), FC_OK);
+		res = CALL(h, hub_req_device_get("x", &r_));
+		expect(res, HUB_UNREACHABLE, 0);
+		ck_assert_int_eq(res->attempts, 3);
+		ck_assert_int_ge(res->retry_after_ms, 0);
+		hub_result_free(res);
+		hub_close(h);
+		close(fd);
+	}
 }
 END_TEST
 

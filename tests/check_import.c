@@ -26,7 +26,7 @@ static char tmpdir[256];
 static struct db *db;
 static struct fgen *gen;
 static struct import_result res;
-static const char *const hubs[] = { "", "eu", "us", NULL };
+static const char *const hubs[] = { "eu", "us", NULL };
 static struct import_opts opts;
 
 static void
@@ -325,7 +325,9 @@ START_TEST(csv_bad_rows)
 {
 	struct tdev good, t, other;
 	EVP_PKEY *rsa = EVP_RSA_gen(1024), *p384 = EVP_EC_gen("P-384");
+	EVP_PKEY *comp = EVP_EC_gen("P-256");
 	char *rsa64 = spki_b64_of(rsa), *p384_64 = spki_b64_of(p384);
+	char *comp64;
 	char *off64, *trunc64, *short64, *garbage64;
 	unsigned char offcurve[91];
 	struct {
@@ -338,6 +340,9 @@ START_TEST(csv_bad_rows)
 	tdev_make(&good, 100, 0, 0, 0);
 	tdev_make(&t, 101, 1, -1, 365);
 	tdev_make(&other, 102, 1, -1, 365);
+	ck_assert(EVP_PKEY_set_utf8_string_param(comp, "point-format",
+	    "compressed"));
+	comp64 = spki_b64_of(comp);
 	memcpy(offcurve, t.d.spki, 91);
 	offcurve[90] ^= 0x01;
 	off64 = fgen_b64(offcurve, 91);
@@ -346,6 +351,7 @@ START_TEST(csv_bad_rows)
 	garbage64 = fgen_b64((const unsigned char *)"hello world", 11);
 
 #define CASE(ndl, ...) do { \
+	ck_assert_uint_lt(ncases, FC_ARRAY_LEN(cases)); \
 	snprintf(lines[ncases], sizeof(lines[0]), __VA_ARGS__); \
 	cases[ncases].line = lines[ncases]; \
 	cases[ncases].needle = ndl; \
@@ -365,6 +371,8 @@ START_TEST(csv_bad_rows)
 	    p384_64);
 	CASE("not a point on P-256", "%s,%s,%s,,ca,,,", t.d.id, t.d.serial,
 	    off64);
+	CASE("must be an uncompressed P-256 point", "%s,%s,%s,,ca,,,", t.d.id,
+	    t.d.serial, comp64);
 	CASE("not valid base64", "%s,%s,%s,,ca,,,", t.d.id, t.d.serial,
 	    trunc64);
 	CASE("not a DER SubjectPublicKeyInfo", "%s,%s,%s,,ca,,,", t.d.id,
@@ -443,6 +451,8 @@ START_TEST(csv_bad_rows)
 	}
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(p384);
+	EVP_PKEY_free(comp);
+	free(comp64);
 	free(rsa64);
 	free(p384_64);
 	free(off64);
@@ -471,6 +481,10 @@ START_TEST(csv_bad_framing)
 	ck_assert_int_eq(import_csv(db, "serial,identityPublicKey\n", 25,
 	    &opts, &res), FC_EINVAL);
 	ASSERT_ERR(1, "must name deviceId");
+	/* The header's line is where it is, after blank lines. */
+	ck_assert_int_eq(import_csv(db, "\n\r\ndeviceId,sn\n", 15, &opts,
+	    &res), FC_EINVAL);
+	ASSERT_ERR(3, "unknown column \"sn\"");
 
 	/* Unterminated quote: fatal even with skip_bad. */
 	opts.skip_bad = 1;
@@ -795,6 +809,7 @@ START_TEST(manifest_bad_entries)
 	ck_assert_int_eq(res.imported, 0);
 	ck_assert_int_eq(res.skipped, 8);
 	ck_assert_uint_eq(res.nerrors, 6);
+#ifndef MERR
 #define MERR(idx, needle) do { \
 	size_t k_; int f_ = 0; \
 	for (k_ = 0; k_ < res.nerrors; k_++) \
@@ -804,6 +819,7 @@ START_TEST(manifest_bad_entries)
 	if (!f_) { dump_errors(); ck_abort_msg("entry %d: no \"%s\"", \
 	    (int)(idx), needle); } \
 } while (0)
+#endif
 	MERR(1, "signature does not verify");
 	MERR(2, "unsigned header uniqueId differs");
 	MERR(3, "JWK differs from the x5c[0]");
@@ -833,6 +849,112 @@ START_TEST(manifest_bad_entries)
 	}
 	X509_free(other_cert);
 	EVP_PKEY_free(other_key);
+}
+END_TEST
+
+/* Signs a payload edited by edit() (on the parsed payload object). */
+static char *
+entry_edited(const struct tdev *t, void (*edit)(json_t *, const struct tdev *))
+{
+	char *pl = fgen_payload(gen, t->d.serial, t->d.point, t->der,
+	    t->derlen), *out, *e;
+	json_t *j = json_loads(pl, 0, NULL);
+
+	edit(j, t);
+	out = json_dumps(j, JSON_COMPACT);
+	e = fgen_jws(fgen_signer_key(gen), fgen_signer_cert(gen), out, NULL);
+	json_decref(j);
+	free(pl);
+	free(out);
+	return e;
+}
+
+static json_t *
+jwk0(json_t *payload)
+{
+	return json_array_get(json_object_get(json_object_get(payload,
+	    "publicKeySet"), "keys"), 0);
+}
+
+static void
+edit_x5c_up(json_t *p, const struct tdev *t)
+{
+	json_object_set(p, "x5c", json_object_get(jwk0(p), "x5c"));
+	json_object_del(jwk0(p), "x5c");
+}
+
+static void
+edit_bad_uid(json_t *p, const struct tdev *t)
+{
+	json_object_set_new(p, "uniqueId", json_string("0124000000000001ee"));
+}
+
+static void
+edit_rsa(json_t *p, const struct tdev *t)
+{
+	json_object_set_new(jwk0(p), "kty", json_string("RSA"));
+}
+
+static void
+edit_off_curve(json_t *p, const struct tdev *t)
+{
+	unsigned char y[32];
+	char *b;
+
+	memcpy(y, t->d.point + 33, 32);
+	y[31] ^= 1;
+	b = fgen_b64url(y, 32);
+	json_object_set_new(jwk0(p), "y", json_string(b));
+	free(b);
+}
+
+static void
+edit_no_kid0(json_t *p, const struct tdev *t)
+{
+	json_object_set_new(jwk0(p), "kid", json_string("2"));
+}
+
+START_TEST(manifest_variants)
+{
+	struct tdev t[7];
+	char *e[7], *orig, *h;
+	struct inv_device d;
+	int i;
+
+	for (i = 0; i < 7; i++)
+		tdev_make(&t[i], i, 1, -1, 365);
+	e[0] = entry_edited(&t[0], edit_x5c_up);	/* payload-level x5c */
+	e[1] = entry_edited(&t[1], edit_bad_uid);
+	e[2] = entry_edited(&t[2], edit_rsa);
+	e[3] = entry_edited(&t[3], edit_off_curve);
+	e[4] = entry_edited(&t[4], edit_no_kid0);
+	orig = entry_for(&t[5], NULL, NULL, NULL, NULL);
+	h = fgen_b64url((const unsigned char *)"{\"alg\":\"none\"}", 14);
+	e[5] = tamper(orig, "protected", h);
+	free(orig);
+	free(h);
+	orig = entry_for(&t[6], NULL, NULL, NULL, NULL);
+	h = fgen_b64url((const unsigned char *)"{\"alg\":\"ES256\",\"crit\":"
+	    "[\"exp\"]}", 30);
+	e[6] = tamper(orig, "protected", h);
+	free(orig);
+	free(h);
+
+	opts.skip_bad = 1;
+	ck_assert_int_eq(run_manifest(e, 7), FC_OK);
+	ck_assert_int_eq(res.imported, 1);
+	ck_assert_int_eq(inv_device_get(db, t[0].d.id, &d), FC_OK);
+	inv_device_clear(&d);
+	MERR(1, "uniqueId is not an ATECC608B serial");
+	MERR(2, "kty EC");
+	MERR(3, "not a point on P-256");
+	MERR(4, "no slot-0 key");
+	MERR(5, "alg must be ES256");
+	MERR(6, "crit");
+	for (i = 0; i < 7; i++) {
+		free(e[i]);
+		tdev_free(&t[i]);
+	}
 }
 END_TEST
 
@@ -875,7 +997,8 @@ START_TEST(manifest_hostile)
 		j = import_result_to_json(&res);
 		ck_assert_ptr_nonnull(j);
 		json_decref(j);
-		ck_assert_int_eq(import_manifest(db, "[{\"x\"\x00:1}]", 12,
+		static const char nul[] = "[{\"x\"\x00:1}]";
+		ck_assert_int_eq(import_manifest(db, nul, sizeof(nul) - 1,
 		    &opts, &res), FC_EINVAL);
 		j = import_result_to_json(&res);
 		ck_assert_ptr_nonnull(j);
@@ -936,11 +1059,17 @@ START_TEST(csv_hubs)
 
 	tdev_make(&t, 1, 1, -1, 365);
 	bput(&b, "%s", hdr);
-	row(&b, &t);			/* hub "" */
+	bput(&b, "%s,%s,%s,,ca,,,us\n", t.d.id, t.d.serial, t.key64);
 	opts.hubs = named_only;
 	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
-	ASSERT_ERR(2, "no default [hub]");
-	opts.hubs = NULL;		/* only the default hub */
+	ASSERT_ERR(2, "hub \"us\" is not a configured");
+	opts.hubs = NULL;		/* no named hubs at all */
+	ck_assert_int_eq(run_csv(&b), FC_EINVAL);
+	ASSERT_ERR(2, "hub \"us\" is not a configured");
+	free(b.p);
+	memset(&b, 0, sizeof(b));
+	bput(&b, "%s", hdr);
+	row(&b, &t);			/* hub "": the default hub */
 	ck_assert_int_eq(run_csv(&b), FC_OK);
 	ck_assert_int_eq(devices(), 1);
 
@@ -990,6 +1119,89 @@ START_TEST(csv_many_rows)
 }
 END_TEST
 
+/*
+ * Mutation smoke test: thousands of damaged copies of a good CSV and a good
+ * manifest (bytes flipped, CSV/JSON metacharacters and NULs inserted,
+ * truncations). Each import must end in FC_OK or FC_EINVAL with a result
+ * that serialises; ASan/UBSan builds check the memory side. Fixed seed.
+ */
+static void
+mutate(char *p, size_t *len, unsigned *seed)
+{
+	static const char meta[] = ",\"\n\r\0{}[]:\\=-+@\xff\xc3";
+	size_t n = *len, pos;
+	int k = rand_r(seed) % 4, i, count = 1 + rand_r(seed) % 4;
+
+	for (i = 0; i < count && n > 0; i++) {
+		pos = (size_t)rand_r(seed) % n;
+		if (k == 0)
+			p[pos] = (char)(p[pos] ^ (1 << (rand_r(seed) % 8)));
+		else if (k == 1)
+			p[pos] = meta[rand_r(seed) % (sizeof(meta) - 1)];
+		else if (k == 2)
+			n = pos;
+		else {
+			memmove(p + pos + 1, p + pos, n - pos);
+			p[pos] = meta[rand_r(seed) % (sizeof(meta) - 1)];
+			n++;
+		}
+	}
+	*len = n;
+}
+
+START_TEST(mutation_smoke)
+{
+	struct tdev t[3];
+	struct buf csv = { 0 }, man = { 0 };
+	char *e[3], *copy;
+	unsigned seed = 20261125;
+	int i, round;
+	long okcount = 0;
+
+	bput(&csv, "%s", hdr);
+	bput(&man, "[\n");
+	for (i = 0; i < 3; i++) {
+		tdev_make(&t[i], i, 1, -1, 365);
+		row(&csv, &t[i]);
+		e[i] = entry_for(&t[i], NULL, NULL, NULL, NULL);
+		bput(&man, "%s%s\n", e[i], i < 2 ? "," : "");
+	}
+	bput(&man, "]\n");
+	copy = malloc(man.len * 2 + 64);
+	for (round = 0; round < 1500; round++) {
+		const struct buf *src = (round & 1) ? &man : &csv;
+		size_t len = src->len;
+		enum fc_err r;
+		json_t *j;
+
+		memcpy(copy, src->p, len);
+		mutate(copy, &len, &seed);
+		opts.skip_bad = (round / 2) & 1;
+		r = (round & 1) ? import_manifest(db, copy, len, &opts, &res) :
+		    import_csv(db, copy, len, &opts, &res);
+		ck_assert_msg(r == FC_OK || r == FC_EINVAL, "round %d: %d",
+		    round, r);
+		okcount += r == FC_OK;
+		j = import_result_to_json(&res);
+		ck_assert_ptr_nonnull(j);
+		json_decref(j);
+	}
+	{
+		int64_t bad_id = -1, n = 0;
+		ck_assert_int_eq(audit_verify(db, &bad_id, &n), FC_OK);
+		ck_assert_int_eq(n, count("SELECT count(*) FROM audit"));
+	}
+	ck_assert_int_gt(okcount, 0);
+	free(copy);
+	for (i = 0; i < 3; i++) {
+		free(e[i]);
+		tdev_free(&t[i]);
+	}
+	free(csv.p);
+	free(man.p);
+}
+END_TEST
+
 static Suite *
 import_suite(void)
 {
@@ -1011,9 +1223,11 @@ import_suite(void)
 	tcase_add_test(tc, csv_many_rows);
 	tcase_add_test(tc, manifest_good);
 	tcase_add_test(tc, manifest_bad_entries);
+	tcase_add_test(tc, manifest_variants);
 	tcase_add_test(tc, manifest_hostile);
 	tcase_add_test(tc, detect);
 	tcase_add_test(tc, signer_load);
+	tcase_add_test(tc, mutation_smoke);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -227,6 +227,61 @@ START_TEST(stop_from_another_thread)
 }
 END_TEST
 
+static int poll_pipe[2], disp_calls, disp_bytes;
+
+static int
+pl_prepare(void *arg, struct pollfd *fds, int max, int *timeout_ms)
+{
+	ck_assert_int_ge(max, 1);
+	ck_assert_int_eq(*timeout_ms, -1);
+	fds[0].fd = poll_pipe[0];
+	fds[0].events = POLLIN;
+	*timeout_ms = 100;
+	return 1;
+}
+
+static void
+pl_dispatch(void *arg, const struct pollfd *fds, int n)
+{
+	char c;
+
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(fds[0].fd, poll_pipe[0]);
+	disp_calls++;
+	if (fds[0].revents & POLLIN) {
+		ck_assert_int_eq(read(poll_pipe[0], &c, 1), 1);
+		disp_bytes++;
+	}
+}
+
+static void
+pl_write(void *arg)
+{
+	ck_assert_int_eq(write(poll_pipe[1], "x", 1), 1);
+}
+
+START_TEST(poller_events_and_timeouts)
+{
+	int t;
+
+	disp_calls = disp_bytes = 0;
+	ck_assert_int_eq(pipe(poll_pipe), 0);
+	ck_assert_int_eq(sched_poller_add("p", NULL, pl_dispatch, NULL),
+	    FC_EINVAL);
+	ck_assert_int_eq(sched_poller_add("p", pl_prepare, pl_dispatch, NULL),
+	    FC_OK);
+	ck_assert_int_eq(sched_timeout_add(300, pl_write, NULL, &t), FC_OK);
+	ck_assert_int_eq(sched_timeout_add(1000, stop_cb, NULL, &t), FC_OK);
+	ck_assert_int_eq(sched_run(), FC_OK);
+	ck_assert_int_eq(disp_bytes, 1);
+	/* the poller's 100 ms limit woke the loop: about 10 turns in 1 s
+	 * (no other deadline is that close); at least 5 on a loaded box */
+	ck_assert_int_ge(disp_calls, 5);
+	close(poll_pipe[0]);
+	close(poll_pipe[1]);
+}
+END_TEST
+
 static void
 st(void *arg, char *buf, size_t len)
 {
@@ -266,6 +321,7 @@ main(void)
 	tcase_add_test(tc, second_sigterm_stops_at_once);
 	tcase_add_test(tc, stop_from_another_thread);
 	tcase_add_test(tc, hooks_limits);
+	tcase_add_test(tc, poller_events_and_timeouts);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -66,6 +66,12 @@ enrol_stop() {
 		kill $SRV_PID 2>/dev/null || true
 		wait $SRV_PID 2>/dev/null || true
 		SRV_PID=
+		# In a sanitizer build, a finding in the server fails the test.
+		if grep -q 'Sanitizer\|runtime error:' "$T/server.err"; then
+			cat "$T/server.err" >&2
+			echo "FAIL: sanitizer finding in enrol-testd" >&2
+			exit 1
+		fi
 	fi
 }
 

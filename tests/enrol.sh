@@ -96,7 +96,15 @@ for v in -tls1_2 -tls1_3; do
 done
 
 # 8. A client that drips its request one byte a second is cut by the
-# request deadline (10 s), well before it could finish (40 s).
+# request deadline (10 s), well before it could finish (40 s); an idle TLS
+# connection by the idle timeout (10 s). Neither changes anything.
+before=$(snapshot)
+start=$(date +%s)
+timeout 60 openssl s_client -quiet -ign_eof -connect "127.0.0.1:$PORT" \
+	-CAfile "$ROOT" < /dev/null > /dev/null 2>&1 || true
+took=$(( $(date +%s) - start ))
+echo "idle client cut after ${took}s"
+[ "$took" -lt 35 ] || fail "idle client held its connection ${took}s"
 start=$(date +%s)
 (printf 'POST /enrol/v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n'
  i=0; while [ $i -lt 40 ]; do printf x; sleep 1; i=$((i + 1)); done) |
@@ -105,6 +113,7 @@ start=$(date +%s)
 took=$(( $(date +%s) - start ))
 echo "drip-feeding client cut after ${took}s"
 [ "$took" -lt 35 ] || fail "drip-feeding client held its connection ${took}s"
+[ "$before" = "$(snapshot)" ] || fail "a slow client changed the database"
 # The listener still serves.
 printf '{"serial":"0123a1b2c3d4e5f601"}' > "$T/ch"
 [ "$(post /enrol/v1/challenge "$T/ch")" = 200 ] || fail "listener dead after slow client"

@@ -121,6 +121,18 @@ run 2 --api "$URL" --socket "$T/api.sock" status
 run 0 --help && has "Exit status"
 run 0 --version
 
+# the real daemon: fleetcertd serves the same API (no [ca] here, so its
+# signer is reported down and status exits 1)
+printf '[database]\npath = %s\n[api]\nlisten = unix:%s\ntokens_file = %s\n' "$T/db.sqlite" "$T/fcd.sock" "$T/tokens" > "$T/fcd.conf"
+"$B/fleetcertd" -c "$T/fcd.conf" 2>"$T/fcd.log" & fpid=$!; PIDS="$PIDS $fpid"
+i=0; while [ ! -S "$T/fcd.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+F="--socket $T/fcd.sock --token-file $T/read.tok"
+run 1 $F status && has "signer  *NO"
+run 0 $F list --limit 5 && [ "$(tail -n +2 "$T/out" | wc -l)" = 5 ] || fail "fleetcertd list"
+run 0 $F --json show dev-0000001 && jqo '.deviceId == "dev-0000001"'
+run 0 $F audit verify
+kill "$fpid"; wait "$fpid" 2>/dev/null
+
 # the man page
 if command -v mandoc >/dev/null 2>&1; then
 	if mandoc -T lint -W warning "$top_srcdir/doc/fleetcertctl.1" > "$T/lint" 2>&1; then ok "mandoc -T lint clean"
@@ -132,5 +144,10 @@ for c in status list show certs import expiry audit; do
 	grep -q "^\.It Cm $c" "$top_srcdir/doc/fleetcertctl.1" || fail "man page lacks $c"
 done
 
+# under --enable-sanitizers, a server's report lands in its stderr
+for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+if grep -l 'Sanitizer\|runtime error' "$T"/*.err 2>/dev/null; then
+	fail "sanitizer reports in the servers' logs"; grep -h -A5 'Sanitizer\|runtime error' "$T"/*.err | head -40
+fi
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]

@@ -138,11 +138,20 @@ rc=$?
 kill -0 "$dpid" 2>/dev/null && pass "first daemon still running" ||
 	fail "first daemon died"
 
-# --- SIGHUP with a good configuration ---
+# --- SIGHUP with a good configuration; meanwhile the enrolment TLS
+# certificate was replaced in place, which only a restart applies ---
 write_conf debug
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$T/tls2.key" -out "$T/tls.pem" -subj /CN=127.0.0.1 -days 2 \
+	2> /dev/null
 kill -HUP "$dpid"
 wait_for "$T/log" 'reload: configuration .* applied' 10 &&
 	pass "SIGHUP applies a good configuration" || fail "good reload not applied"
+grep -q 'reload: the file of \[enrol\] tls_certificate differs from the one loaded at start-up' "$T/log" &&
+	! grep -q 'reload: the file of \[ca\]' "$T/log" &&
+	pass "a certificate replaced in place is named as needing a restart" ||
+	fail "changed-file warning: $(grep 'reload:' "$T/log")"
+cp "$T/tls2.key" "$T/tls.key"		# a matching pair for later starts
 wait_for "$T/notify.log" 'RELOADING=1' 5 &&
 	pass "RELOADING=1 sent" || fail "no RELOADING=1"
 

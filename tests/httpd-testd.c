@@ -6,7 +6,8 @@
  *
  * Routes: GET /hello -> {"hello":"world"}; GET /tiny -> "ok" (text/plain);
  * GET /items/{id} -> {"id": id}; GET /items/{id}/sub/{sub};
- * POST /echo -> {"length": N, "query": {...}}; GET /slow -> sleeps 2 s.
+ * POST /echo -> {"length": N, "query": {...}}; GET /slow -> sleeps 2 s;
+ * GET /blob/{n} -> n constant bytes.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -36,6 +37,24 @@ static void
 h_tiny(struct httpd_request *req, struct httpd_response *resp)
 {
 	httpd_resp_raw(resp, 200, "text/plain", "ok", 2);
+}
+
+/* GET /blob/{n}: n bytes (at most 1 MiB) of constant JSON-ish text, the
+ * ceiling for a list page of the same size. */
+static void
+h_blob(struct httpd_request *req, struct httpd_response *resp)
+{
+	long n = atol(req->params[0]);
+	char *b;
+
+	if (n < 2 || n > (1L << 20) || (b = malloc((size_t)n)) == NULL) {
+		httpd_resp_error(resp, 400, "bad_request", "bad size");
+		return;
+	}
+	memset(b, 'x', (size_t)n);
+	b[0] = '"';
+	b[n - 1] = '"';
+	httpd_resp_raw_take(resp, 200, "application/json", b, (size_t)n);
 }
 
 static void
@@ -123,6 +142,7 @@ main(int argc, char **argv)
 	    NULL) != FC_OK ||
 	    httpd_route_add(h, "POST", "/echo", h_echo, NULL) != FC_OK ||
 	    httpd_route_add(h, "GET", "/slow", h_slow, NULL) != FC_OK ||
+	    httpd_route_add(h, "GET", "/blob/{n}", h_blob, NULL) != FC_OK ||
 	    httpd_route_add(h, "GET", "/hello", h_hello, NULL) !=
 	    FC_ECONFLICT || httpd_route_add(h, "GET", "bad", h_hello,
 	    NULL) != FC_EINVAL) {

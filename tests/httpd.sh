@@ -211,11 +211,20 @@ if command -v systemd-socket-activate >/dev/null 2>&1; then
 	PIDS="$PIDS $!"; sdpid=$!
 	sleep 0.5
 	[ "$(curl -s --max-time 10 "http://127.0.0.1:$sp/hello")" = '{"hello":"world"}' ] && ok "socket activation" || fail "socket activation: $(cat "$T/sd.err")"
-	kill "$sdpid"; wait "$sdpid" 2>/dev/null
+	kill "$sdpid" 2>/dev/null
+	# A server that ignores SIGTERM must not hang the suite.
+	n=0; while kill -0 "$sdpid" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	kill -0 "$sdpid" 2>/dev/null && { kill -9 "$sdpid" 2>/dev/null; fail "socket-activated server ignored SIGTERM"; }
+	wait "$sdpid" 2>/dev/null
 else
 	echo "skip: systemd-socket-activate not installed"
 fi
 "$TESTD" --listen fd:0 </dev/null 2>/dev/null && fail "fd 0 (not a socket) accepted" || ok "non-socket fd refused"
 
+# under --enable-sanitizers, a server's report lands in its stderr
+for p in $PIDS; do kill "$p" 2>/dev/null; done; wait 2>/dev/null
+if grep -l 'Sanitizer\|runtime error' "$T"/*.err 2>/dev/null; then
+	fail "sanitizer reports in the servers' logs"; grep -h -A5 'Sanitizer\|runtime error' "$T"/*.err | head -40
+fi
 echo "$fails failure(s)"
 [ "$fails" -eq 0 ]

@@ -71,7 +71,7 @@ body_jq '.totalDeviceCount == 200' || fail "registry holds the fleet"
 # State survives a restart.
 hubsim_call PUT /devices/added "$(dev_json added)" >/dev/null
 hubsim_call PATCH /twins/gf-000001 '{"tags":{"kept":true}}' >/dev/null
-hubsim_stop
+hubsim_stop || fail "simulator did not exit cleanly"
 [ "$(stat -c %a "$D/state.json")" = 600 ] || fail "state file mode"
 hubsim_start --devices "$D/fleet.json" --state-file "$D/state.json" || fail "restart"
 st=$(hubsim_call GET /devices/added)

@@ -7,6 +7,7 @@ set -u
 command -v curl >/dev/null && command -v openssl >/dev/null &&
 	command -v jq >/dev/null || { echo "SKIP: needs curl, openssl, jq"; exit 77; }
 
+HUBSIM_CHECK_EXIT=1
 . "$top_srcdir/tests/start-hubsim.sh" || exit 99
 trap hubsim_cleanup EXIT INT TERM
 [ -n "${HUBSIM_KEEP:-}" ] && trap - EXIT

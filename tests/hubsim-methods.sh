@@ -52,6 +52,13 @@ st=$(method "$A" 'bad name' '{}')
 expect_error "$st" 400 400004 ArgumentInvalid b "method name with a space"
 st=$(method "$A" 'a/b' '{}')
 expect_error "$st" 400 400004 ArgumentInvalid b "method name with a slash"
+st=$(hubsim_call POST "/twins/$A/methods" '{"methodName":')
+expect_error "$st" 400 400006 IotHubFormatError b "malformed method body"
+head -c 140000 /dev/zero | tr '\0' a | jq -Rs '{methodName: "m", payload: {blob: .}}' > "$D/big.json"
+st=$(curl -sS --cacert "$HUBSIM_CA" -X POST -o "$D/body" -D "$D/headers" -w '%{http_code}' \
+	-H "Authorization: $(hubsim_sas iothubowner "$HUBSIM_KEY_OWNER")" \
+	--data-binary @"$D/big.json" "$HUBSIM_URL/twins/$A/methods?api-version=2021-04-12")
+expect_error "$st" 413 413001 MessageTooLarge b "method payload over 128 KB"
 st=$(method nosuch ping '{}')
 expect_error "$st" 404 404001 DeviceNotFound b "method to an unknown device"
 st=$(method "$O" ping '{}')

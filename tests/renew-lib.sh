@@ -48,6 +48,19 @@ renew_setup() {
 	cp "$HUBSIM_INT_KEY" "$T/ca.key"
 	chmod 600 "$T/ca.key"
 	cat "$HUBSIM_INT_CERT" "$HUBSIM_ROOT_CERT" > "$T/chain.pem"
+	# Operator API on a free port, one read token (for /metrics).
+	API_TOKEN=$(openssl rand -hex 16)
+	printf 'read %s\n' "$(printf '%s' "$API_TOKEN" | openssl dgst -sha256 -r |
+		cut -d' ' -f1)" > "$T/api.tokens"
+	chmod 600 "$T/api.tokens"
+}
+
+# renew_metrics: GET /metrics of the running daemon (port from its log).
+renew_metrics() {
+	port=$(sed -n 's/.*httpd api: listening on .* (port \([0-9]*\)).*/\1/p' \
+		"$T/daemon.log" | tail -n 1)
+	curl -sS -H "Authorization: Bearer $API_TOKEN" \
+		"http://127.0.0.1:$port/metrics"
 }
 
 renew_conf() {
@@ -68,6 +81,8 @@ renew_conf() {
 		printf 'max_in_flight = %s\n' "${RENEW_IN_FLIGHT:-32}"
 		printf 'retry_initial_seconds = 1\nretry_max_seconds = %s\n' \
 			"${RENEW_RETRY_MAX:-4}"
+		printf '[api]\nlisten = 127.0.0.1:0\ntokens_file = %s/api.tokens\n' \
+			"$T"
 	} > "$T/fc.conf"
 }
 
@@ -165,13 +180,13 @@ renew_check_all() {
 	# device's identity key (checked on a sample; the simulated devices
 	# checked all of them).
 	mkdir -p "$T/certs"
-	sql "SELECT device_id || ' ' || hex(der) || ' ' || hex(identity_key) FROM certificates c JOIN devices d USING (device_id) WHERE c.issued_by = 'renewal' AND c.status = 'active'" > "$T/certs.txt"
+	sql "SELECT device_id || ' ' || hex(der) || ' ' || hex(identity_key) || ' ' || d.rekey FROM certificates c JOIN devices d USING (device_id) WHERE c.issued_by = 'renewal' AND c.status = 'active'" > "$T/certs.txt"
 	k=0
 	badkey=0
-	while read -r id der key; do
+	while read -r id der key rekey; do
 		printf '%s' "$der" | xxd -r -p > "$T/certs/$k.der"
 		openssl x509 -inform DER -in "$T/certs/$k.der" -out "$T/certs/$k.pem"
-		if [ $((k % 25)) -eq 0 ]; then
+		if [ $((k % 25)) -eq 0 ] && [ "$rekey" = 0 ]; then
 			pk=$(openssl x509 -in "$T/certs/$k.pem" -pubkey -noout |
 				openssl pkey -pubin -outform DER | xxd -p | tr -d '\n' |
 				tr 'a-f' 'A-F')

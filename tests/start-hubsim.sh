@@ -40,44 +40,44 @@ hubsim_b64key() {
 
 hubsim_pki() {
 	HUBSIM_DIR=$(mktemp -d "${TMPDIR:-/tmp}/hubsim.XXXXXX")
-	d=$HUBSIM_DIR
+	_hs_d=$HUBSIM_DIR
 	# TLS: a test CA and a server certificate for 127.0.0.1 / localhost.
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/tls-ca.key" -out "$d/tls-ca.pem" -days 2 \
+		-keyout "$_hs_d/tls-ca.key" -out "$_hs_d/tls-ca.pem" -days 2 \
 		-subj "/CN=hubsim test TLS CA" >/dev/null 2>&1 || return 1
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/tls.key" -out "$d/tls.csr" -subj "/CN=127.0.0.1" \
+		-keyout "$_hs_d/tls.key" -out "$_hs_d/tls.csr" -subj "/CN=127.0.0.1" \
 		>/dev/null 2>&1 || return 1
 	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' \
-		> "$d/tls.ext"
-	openssl x509 -req -in "$d/tls.csr" -CA "$d/tls-ca.pem" \
-		-CAkey "$d/tls-ca.key" -CAcreateserial -days 2 \
-		-extfile "$d/tls.ext" -out "$d/tls.pem" >/dev/null 2>&1 || return 1
+		> "$_hs_d/tls.ext"
+	openssl x509 -req -in "$_hs_d/tls.csr" -CA "$_hs_d/tls-ca.pem" \
+		-CAkey "$_hs_d/tls-ca.key" -CAcreateserial -days 2 \
+		-extfile "$_hs_d/tls.ext" -out "$_hs_d/tls.pem" >/dev/null 2>&1 || return 1
 	# Device PKI: root and an intermediate (pathlen 0).
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/root.key" -out "$d/root.pem" -days 3650 \
+		-keyout "$_hs_d/root.key" -out "$_hs_d/root.pem" -days 3650 \
 		-subj "/CN=hubsim test device root" \
 		-addext "basicConstraints=critical,CA:TRUE" \
 		-addext "keyUsage=critical,keyCertSign,cRLSign" >/dev/null 2>&1 || return 1
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/int.key" -out "$d/int.csr" \
+		-keyout "$_hs_d/int.key" -out "$_hs_d/int.csr" \
 		-subj "/CN=hubsim test issuing CA" >/dev/null 2>&1 || return 1
 	printf 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' \
-		> "$d/int.ext"
-	openssl x509 -req -in "$d/int.csr" -CA "$d/root.pem" -CAkey "$d/root.key" \
-		-CAcreateserial -days 3000 -extfile "$d/int.ext" \
-		-out "$d/int.pem" >/dev/null 2>&1 || return 1
+		> "$_hs_d/int.ext"
+	openssl x509 -req -in "$_hs_d/int.csr" -CA "$_hs_d/root.pem" -CAkey "$_hs_d/root.key" \
+		-CAcreateserial -days 3000 -extfile "$_hs_d/int.ext" \
+		-out "$_hs_d/int.pem" >/dev/null 2>&1 || return 1
 	HUBSIM_KEY_OWNER=$(hubsim_b64key)
 	HUBSIM_KEY_SERVICE=$(hubsim_b64key)
 	HUBSIM_KEY_RR=$(hubsim_b64key)
 	HUBSIM_KEY_RRW=$(hubsim_b64key)
-	openssl rand -hex 24 > "$d/control-token"
-	HUBSIM_CONTROL_TOKEN=$(cat "$d/control-token")
-	HUBSIM_CONTROL_TOKEN_FILE="$d/control-token"
-	HUBSIM_CA="$d/tls-ca.pem"
-	HUBSIM_ROOT_CERT="$d/root.pem"
-	HUBSIM_INT_CERT="$d/int.pem"
-	HUBSIM_INT_KEY="$d/int.key"
+	openssl rand -hex 24 > "$_hs_d/control-token"
+	HUBSIM_CONTROL_TOKEN=$(cat "$_hs_d/control-token")
+	HUBSIM_CONTROL_TOKEN_FILE="$_hs_d/control-token"
+	HUBSIM_CA="$_hs_d/tls-ca.pem"
+	HUBSIM_ROOT_CERT="$_hs_d/root.pem"
+	HUBSIM_INT_CERT="$_hs_d/int.pem"
+	HUBSIM_INT_KEY="$_hs_d/int.key"
 	export HUBSIM_DIR HUBSIM_CA HUBSIM_ROOT_CERT HUBSIM_INT_CERT HUBSIM_INT_KEY
 	export HUBSIM_KEY_OWNER HUBSIM_KEY_SERVICE HUBSIM_KEY_RR HUBSIM_KEY_RRW
 	export HUBSIM_CONTROL_TOKEN HUBSIM_CONTROL_TOKEN_FILE
@@ -102,10 +102,10 @@ hubsim_start() {
 		--control-token "$HUBSIM_CONTROL_TOKEN_FILE" \
 		${HUBSIM_ARGS:-} "$@" 2>>"$HUBSIM_DIR/hubsim.log" &
 	HUBSIM_PID=$!
-	i=0
+	_hs_i=0
 	while [ ! -s "$HUBSIM_DIR/port" ]; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 "$HUBSIM_PID" 2>/dev/null; then
+		_hs_i=$((_hs_i + 1))
+		if [ $_hs_i -gt 300 ] || ! kill -0 "$HUBSIM_PID" 2>/dev/null; then
 			echo "fleetcert-hubsim did not start:" >&2
 			cat "$HUBSIM_DIR/hubsim.log" >&2
 			return 1
@@ -123,17 +123,36 @@ hubsim_start() {
 	export HUBSIM_CONN_SERVICE HUBSIM_CONN_REGISTRY_READ HUBSIM_CONN_REGISTRY_RW
 }
 
+# Stops the simulator; returns non-zero when it did not exit cleanly (a
+# crash, or a sanitizer report in its log).
 hubsim_stop() {
+	_rc=0
 	if [ -n "${HUBSIM_PID:-}" ]; then
 		kill "$HUBSIM_PID" 2>/dev/null
-		wait "$HUBSIM_PID" 2>/dev/null
+		wait "$HUBSIM_PID" 2>/dev/null || _rc=$?
 		HUBSIM_PID=
 	fi
+	if grep -q -e 'runtime error' -e 'Sanitizer' "$HUBSIM_DIR/hubsim.log" 2>/dev/null; then
+		_rc=1
+	fi
+	if [ "$_rc" != 0 ]; then
+		echo "fleetcert-hubsim exited with status $_rc:" >&2
+		tail -40 "$HUBSIM_DIR/hubsim.log" >&2
+	fi
+	return "$_rc"
 }
 
+# For an EXIT trap: stops the simulator, removes the temp dir. It keeps the
+# script's exit status, except that with HUBSIM_CHECK_EXIT=1 an unclean
+# simulator exit (crash, sanitizer report) makes the script exit 1.
 hubsim_cleanup() {
-	hubsim_stop
+	_bad=0
+	hubsim_stop || _bad=1
 	[ -n "${HUBSIM_DIR:-}" ] && rm -rf "$HUBSIM_DIR"
+	if [ "$_bad" = 1 ] && [ -n "${HUBSIM_CHECK_EXIT:-}" ]; then
+		exit 1
+	fi
+	return 0
 }
 
 # URL-encode as the SDKs do (RFC 3986 unreserved characters kept).

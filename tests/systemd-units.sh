@@ -23,7 +23,7 @@ done
 cp "$top_srcdir/systemd/fleetcert-sweep.timer" "$T/"
 grep -q "^ExecStart=$bin -c " "$T/fleetcertd.service" || fail "ExecStart not rewritten"
 
-cd "$T"
+cd "$T" || exit 1
 for u in fleetcertd.service fleetcertd.socket fleetcert-sweep.service fleetcert-sweep.timer; do
 	if systemd-analyze verify --man=no "./$u" > "$T/verify.out" 2>&1 &&
 	    [ ! -s "$T/verify.out" ]; then
@@ -47,7 +47,7 @@ for u in fleetcertd.service fleetcert-sweep.service; do
 		fail "security $u: $(tail -n 20 "$T/sec.out")"
 	fi
 done
-cd "$OLDPWD"
+cd "$OLDPWD" || exit 1
 
 # sysusers + tmpfiles in a scratch root.
 R="$T/root"

@@ -94,7 +94,11 @@ methods_handle(struct sim *sim, struct sim_req *req, struct sim_reply *rep,
 	body = http_body_json(sim, req, rep);
 	if (body == NULL) {
 		/* Re-shape the registry-style error for the method endpoint. */
-		reply_error_b(sim, rep, rep->code, rep->name, "%s",
+		char ename[sizeof(rep->name)];
+		long ecode = rep->code;
+
+		snprintf(ename, sizeof(ename), "%s", rep->name);
+		reply_error_b(sim, rep, ecode, ename, "%s",
 		    "the body must be JSON {methodName, payload, "
 		    "responseTimeoutInSeconds, connectTimeoutInSeconds}");
 		return;

@@ -397,6 +397,18 @@ maybe_reconnect(struct sim *sim, struct sim_dev *d)
 		dev_set_online(sim, d, 1);
 }
 
+/* The device JSON plus its etag as an ETag header (quoted). */
+static void
+reply_device(struct sim_reply *rep, struct sim_dev *d)
+{
+	char etag[32], q[40];
+
+	reg_etag(d->etag_n, etag);
+	snprintf(q, sizeof(q), "\"%s\"", etag);
+	reply_header(rep, "ETag", q);
+	reply_json(rep, 200, reg_dev_json(d));
+}
+
 static void
 unregister(struct sim *sim, struct sim_dev *d)
 {
@@ -432,7 +444,7 @@ reg_handle_device(struct sim *sim, struct sim_req *req, struct sim_reply *rep,
 	if (strcmp(req->method, "GET") == 0) {
 		if (d == NULL)
 			goto notfound;
-		reply_json(rep, 200, reg_dev_json(d));
+		reply_device(rep, d);
 		goto out;
 	}
 	if (d != NULL) {
@@ -484,7 +496,7 @@ reg_handle_device(struct sim *sim, struct sim_req *req, struct sim_reply *rep,
 	}
 	sim->dirty = 1;
 	maybe_reconnect(sim, d);
-	reply_json(rep, 200, reg_dev_json(d));
+	reply_device(rep, d);
 	goto out;
 notfound:
 	pthread_mutex_unlock(&sim->lock);

@@ -225,6 +225,17 @@ drop_meta(json_t *sec)
 	}
 }
 
+static void
+reply_twin(struct sim_reply *rep, struct sim_dev *d)
+{
+	char etag[32], q[40];
+
+	twin_etag(d, etag);
+	snprintf(q, sizeof(q), "\"%s\"", etag);
+	reply_header(rep, "ETag", q);
+	reply_json(rep, 200, twin_json(d));
+}
+
 void
 twin_handle(struct sim *sim, struct sim_req *req, struct sim_reply *rep,
     const char *id)
@@ -282,7 +293,7 @@ twin_handle(struct sim *sim, struct sim_req *req, struct sim_reply *rep,
 		goto out;
 	}
 	if (body == NULL) {
-		reply_json(rep, 200, twin_json(d));
+		reply_twin(rep, d);
 		pthread_mutex_unlock(&sim->lock);
 		goto out;
 	}
@@ -324,7 +335,7 @@ twin_handle(struct sim *sim, struct sim_req *req, struct sim_reply *rep,
 		}
 		sim->dirty = 1;
 	}
-	reply_json(rep, 200, twin_json(d));
+	reply_twin(rep, d);
 	pthread_mutex_unlock(&sim->lock);
 out:
 	json_decref(nt);

@@ -43,6 +43,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (enrol_req_parse((const char *)data + 1, size - 1,
 		    ENROL_REQ_REENROL, &r, &why) != FC_OK)
 			break;
+		{
+			struct enrol_csr c;
+			if (enrol_csr_parse(r.csr, r.csr_len, &c) == FC_OK)
+				(void)enrol_csr_verify(&c, key);
+		}
 		if (enrol_csr_inspect(r.csr, r.csr_len, &spki, &spki_len,
 		    &ok) == FC_OK)
 			free(spki);
@@ -50,7 +55,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)enrol_sig_verify(key, d, r.sig);
 		enrol_req_clear(&r);
 		break;
-	case 2:	/* the CSR path on raw DER */
+	case 2:	/* the CSR paths on raw DER: the structural parse with the
+		 * fast self-signature check, and the general OpenSSL one */
+		{
+			struct enrol_csr c;
+			if (enrol_csr_parse(data + 1, size - 1, &c) == FC_OK)
+				(void)enrol_csr_verify(&c, key);
+		}
 		if (enrol_csr_inspect(data + 1, size - 1, &spki, &spki_len,
 		    &ok) == FC_OK)
 			free(spki);

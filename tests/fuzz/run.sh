@@ -22,7 +22,7 @@ if ! clang -g -O1 -fsanitize=fuzzer,address,undefined \
 	-I"$build" -I"$src/src" \
 	$(pkg-config --cflags jansson openssl) \
 	"$src/tests/fuzz/fuzz_enrol.c" "$src/src/enrol_proto.c" \
-	"$src/src/util.c" "$src/src/log.c" \
+	"$src/src/util.c" "$src/src/log.c" "$src/src/der.c" \
 	$(pkg-config --libs jansson openssl) -o "$bin" 2> "$out/build.log"; then
 	if grep -q 'libclang_rt.fuzzer\|fsanitize=fuzzer' "$out/build.log"; then
 		echo "fuzz: clang has no libFuzzer runtime; skipping"
