@@ -543,5 +543,19 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ "expiry", "[--week] [--count N]", "expiry histogram", cmd_expiry },
 	{ "audit", "[verify] | [--after ID] [--limit N] [--device D]",
 	    "read or verify the audit log", cmd_audit },
+	/* Revocation (cmds_revoke.c). */
+	{ "revoke", "DEVICE [--reason R] | --batch B | --owner O | --serial S "
+	    "| --lineage SERIAL | --issued-between FROM,TO | --file IDS "
+	    "[--reason R] [--dry-run]",
+	    "revoke one device, or every device a selector matches",
+	    ctl_cmd_revoke },
+	{ "revocation", "ID", "state of a bulk revocation", ctl_cmd_revocation },
+	{ "transfer", "DEVICE OWNER",
+	    "new owner: old certificate revoked, a new one issued",
+	    ctl_cmd_transfer },
+	{ "decommission", "DEVICE",
+	    "revoke, delete from the hub, keep the history", ctl_cmd_decommission },
+	{ "crl", "[--pem]", "the published CRL to stdout", ctl_cmd_crl },
+	{ "drift", "", "differences between inventory and hub", ctl_cmd_drift },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -42,6 +42,14 @@ struct ctl_cmd {
 };
 extern const struct ctl_cmd ctl_cmds[];	/* ends with a NULL name */
 
+/* Revocation subcommands (cmds_revoke.c). */
+int ctl_cmd_revoke(struct ctl *c, int argc, char **argv);
+int ctl_cmd_revocation(struct ctl *c, int argc, char **argv);
+int ctl_cmd_transfer(struct ctl *c, int argc, char **argv);
+int ctl_cmd_decommission(struct ctl *c, int argc, char **argv);
+int ctl_cmd_crl(struct ctl *c, int argc, char **argv);
+int ctl_cmd_drift(struct ctl *c, int argc, char **argv);
+
 /*
  * One request. path is appended to the API URL (segments already escaped
  * with ctl_escape). body may be NULL. progress: show an upload progress
