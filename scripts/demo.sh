@@ -411,12 +411,13 @@ check "the API shows each of them with that certificate as current ($REEN_API of
 step "One device revoked and disabled at the hub"
 VICTIM=$(awk -F'\t' '$1 ~ /^dev-/ && $3 == "true" && $4 != "selfSigned" { print $1 }' "$W/fleet.tsv" |
 	grep -vxF -f <(cut -f1 "$W/expired.tsv") | head -1)
-say "POST /v1/devices/$VICTIM/revoke {\"reason\": \"keyCompromise\"}"
-say "(fleetcertctl has no revoke command yet: the demo calls the API with curl)"
+say "fleetcertctl revoke $VICTIM --reason keyCompromise   (POST /v1/devices/$VICTIM/revoke)"
 t1=$(date +%s%N)
-api POST "/v1/devices/$VICTIM/revoke" '{"reason": "keyCompromise"}' > "$W/revoke.json"
+ctl revoke "$VICTIM" --reason keyCompromise > "$W/revoke.out" 2>&1
+rc=$?
 t2=$(date +%s%N)
-say "answer after $(( (t2 - t1) / 1000000 )) ms: $(cat "$W/revoke.json")"
+sed 's/^/   | /' "$W/revoke.out"
+check "fleetcertctl revoke: exit $rc (0: the hub accepted the disable) after $(( (t2 - t1) / 1000000 )) ms" $rc
 REV_STATUS=$(simctl GET "/_sim/devices/$VICTIM" | jq -r '.registry.status')
 check "the hub shows $VICTIM as $REV_STATUS" "$([ "$REV_STATUS" = disabled ]; echo $?)"
 say "fleetcertd --sweep (what cron or fleetcert-sweep.timer runs) publishes the CRL:"
@@ -425,14 +426,15 @@ rc=$?
 sed 's/^/   | /' "$W/sweep.out" | grep -v ' info: ' | tail -3
 check "fleetcertd --sweep exit status $rc" $rc
 REV_SERIAL=$(sql "SELECT serial FROM certificates WHERE device_id = '$VICTIM' AND status = 'revoked' ORDER BY not_before DESC LIMIT 1")
-if [ -s "$W/crl/fleetcert.crl" ] &&
+ctl crl > "$W/crl-from-api.der" 2>/dev/null
+if [ -s "$W/crl-from-api.der" ] && cmp -s "$W/crl-from-api.der" "$W/crl/fleetcert.crl" &&
     openssl crl -inform DER -in "$W/crl/fleetcert.crl" -noout -text 2>/dev/null |
     grep -qi "serial number: 0*$(echo "$REV_SERIAL" | sed 's/^0*//')\$" &&
     openssl crl -inform DER -in "$W/crl/fleetcert.crl" -CAfile "$W/ca/chain.pem" \
 	-noout 2>&1 | grep -q 'verify OK'; then
-	check "the CRL $W/crl/fleetcert.crl verifies and lists its certificate $REV_SERIAL" 0
+	check "the CRL (file, and fleetcertctl crl) verifies and lists its certificate $REV_SERIAL" 0
 else
-	check "the CRL $W/crl/fleetcert.crl verifies and lists its certificate $REV_SERIAL" 1
+	check "the CRL (file, and fleetcertctl crl) verifies and lists its certificate $REV_SERIAL" 1
 fi
 
 # ---------------------------------------------------------------- after
