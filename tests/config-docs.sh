@@ -21,10 +21,10 @@ nkeys=$(wc -l < "$T/keys")
 [ "$nkeys" -ge 30 ] || fail "read only $nkeys keys from src/config.c"
 
 while read -r sec key type min max; do
-	# the sample: "key =" or ";key =" after "[sec]" / "[sec NAME]"
+	# the sample: "key =", ";key =" or "#key =" after "[sec]" / "[sec NAME]"
 	awk -v s="$sec" -v k="$key" '
 		/^\[/ { cur = $0; sub(/^\[/, "", cur); sub(/[] ].*/, "", cur); next }
-		cur == s && $0 ~ "^;?" k "[ \t]*=" { found = 1 }
+		cur == s && $0 ~ "^[;#]?" k "[ \t]*=" { found = 1 }
 		END { exit !found }' "$CONF" ||
 		fail "sample: [$sec] $key missing"
 	# the man page: ".B key" under ".SH SECTION [sec...", and for an

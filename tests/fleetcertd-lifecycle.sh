@@ -3,7 +3,8 @@
 # READY=1, STATUS= and WATCHDOG=1 on a notify socket the test owns; SIGHUP
 # applies a good configuration and refuses a bad one (the old one keeps
 # running); SIGTERM stops within 5 s with exit 0; a second daemon on the same
-# database is refused; --sweep, --version and usage errors.
+# database is refused; --version, usage errors, --sweep's configuration
+# error (the sweep itself: tests/revoke-*.sh).
 set -u
 : "${top_srcdir:=..}" "${top_builddir:=.}"
 D="$top_builddir/fleetcertd"
@@ -64,10 +65,10 @@ write_conf() {	# write_conf LEVEL [EXTRA LINE]
 # --- command line ---
 "$D" --version > "$T/v" 2>&1 && grep -q '^fleetcertd [0-9]' "$T/v" &&
 	pass "--version" || fail "--version: $(cat "$T/v")"
-"$D" --sweep > "$T/s" 2>&1
+"$D" --sweep -c "$T/missing.conf" > "$T/s" 2>&1
 rc=$?
-[ "$rc" -eq 2 ] && grep -q 'not available in this build' "$T/s" &&
-	pass "--sweep says it is not built in (exit 2)" ||
+[ "$rc" -eq 2 ] && grep -q 'missing.conf: cannot open' "$T/s" &&
+	pass "--sweep with a missing configuration: exit 2 naming the file" ||
 	fail "--sweep: rc $rc: $(cat "$T/s")"
 "$D" --json > "$T/s" 2>&1
 [ $? -eq 2 ] && pass "--json alone is a usage error" || fail "--json alone accepted"
