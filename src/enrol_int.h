@@ -42,6 +42,8 @@ struct enrol {
 	/* Verified against when the serial is unknown, so that an unknown
 	 * serial costs what a known one costs (no timing oracle). */
 	EVP_PKEY		*decoy;
+	unsigned char		 decoy_spki[128];	/* its SPKI DER */
+	size_t			 decoy_spki_len;
 	struct enrol_stats	 st;
 };
 
@@ -98,6 +100,8 @@ void enrol_keys_free(struct enrol_keys *k);
  * spki is not a P-256 SubjectPublicKeyInfo. */
 enum fc_err enrol_keys_get(struct enrol_keys *k, const char *se_serial,
     const unsigned char *spki, size_t spki_len, EVP_PKEY **out);
+/* 1 if a key is cached for se_serial (any key), else 0. For tests. */
+int enrol_keys_cached(struct enrol_keys *k, const char *se_serial);
 
 /*
  * Stages a re-enrolled self-signed device's new thumbprint (sha1 or sha256,

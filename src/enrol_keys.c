@@ -98,6 +98,19 @@ parse(const unsigned char *spki, size_t len)
 	return key;
 }
 
+int
+enrol_keys_cached(struct enrol_keys *k, const char *se_serial)
+{
+	struct key_slot *s;
+	int r;
+
+	pthread_mutex_lock(&k->mu);
+	s = &k->slots[slot_of(k, se_serial)];
+	r = s->key != NULL && strcmp(s->serial, se_serial) == 0;
+	pthread_mutex_unlock(&k->mu);
+	return r;
+}
+
 enum fc_err
 enrol_keys_get(struct enrol_keys *k, const char *se_serial,
     const unsigned char *spki, size_t spki_len, EVP_PKEY **out)

@@ -174,8 +174,13 @@ hub_conn_parse(const char *s, struct hub_conn *out, char *err, size_t errlen)
 		*eq = '\0';
 		v = eq + 1;
 		if (*v == '\0') {
-			snprintf(err, errlen, "connection string: %.40s is "
-			    "empty", k);
+			/* Name only the keys we know: an unknown "name" may
+			 * be a pasted key whose '=' padding split it. */
+			snprintf(err, errlen, "connection string: %s is empty",
+			    strcmp(k, "HostName") == 0 ||
+			    strcmp(k, "SharedAccessKeyName") == 0 ||
+			    strcmp(k, "SharedAccessKey") == 0 ? k :
+			    "a part's value");
 			goto out;
 		}
 		if (strcmp(k, "HostName") == 0) {

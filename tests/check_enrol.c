@@ -24,6 +24,7 @@
 #include "db.h"
 #include "enrol.h"
 #include "enrol_http.h"
+#include "enrol_int.h"
 #include "inventory.h"
 #include "inventory_enrol.h"
 #include "log.h"
@@ -718,8 +719,13 @@ START_TEST(test_refusals)
 	/* Unknown serial: a challenge like any other, then the same 401. */
 	memset(&o, 0, sizeof(o));
 	body = build(&unknown, &o);
+	/* Same work as a known serial: the decoy key is decoded and cached
+	 * under the serial, as a known key is (no timing oracle). */
+	ck_assert(!enrol_keys_cached(en->keys, unknown.serial));
 	assert_unauthorized(call(1, body, 401));
 	last_audit("enrol.reject", "unknown serial");
+	ck_assert(enrol_keys_cached(en->keys, unknown.serial));
+	ck_assert(enrol_keys_cached(en->keys, d.serial));
 	free(body);
 
 	ck_assert_int_eq(certs(), c0);

@@ -168,6 +168,9 @@ static const char *bad_conns[] = {
 	"HostName=h\xc3\xa9;SharedAccessKeyName=p;SharedAccessKey=" KEY_B64,
 	";;;",
 	"garbage",
+	/* the key pasted without "SharedAccessKey=": its text before the
+	 * '=' padding is a part's name, which must not be echoed */
+	"HostName=h;SharedAccessKeyName=p;" KEY_B64,
 };
 
 START_TEST(conn_bad)
