@@ -131,8 +131,10 @@ tokens_load(struct api *a, const char *path)
 		else if (strcmp(role, "admin") == 0)
 			t->role = API_ROLE_ADMIN;
 		else {
-			log_error("%s:%d: unknown role \"%s\" (read or admin)",
-			    path, lineno, role);
+			/* The word is not echoed: a line written as "TOKEN
+			 * HASH" would put the token in the log. */
+			log_error("%s:%d: unknown role (want read or admin)",
+			    path, lineno);
 			result = FC_EINVAL;
 			goto out;
 		}

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/ec.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "audit.h"
@@ -146,6 +147,28 @@ addr_allowed(struct enrol *e, const char *peer, int64_t now, int *retry)
 	size_t n = addr_key(peer, key);
 
 	return enrol_limit_hit(e->per_addr, key, n, now, retry);
+}
+
+/*
+ * per_serial_per_hour counts challenges for one serial FROM ONE ADDRESS
+ * (IPv4 address or IPv6 /64). Counting them per serial alone would let
+ * anyone who reads a serial off a device spend its allowance and lock the
+ * device, which can no longer reach its hub, out of re-enrolment. The key
+ * is SHA-256(serial || address key) cut to LIMIT_KEY_MAX bytes; failures
+ * for the anomaly metric stay counted per serial (9-byte keys).
+ */
+static int
+serial_allowed(struct enrol *e, const unsigned char *serial_raw,
+    const char *peer, int64_t now, int *retry)
+{
+	unsigned char a[16], md[SHA256_DIGEST_LENGTH];
+	unsigned char buf[ENROL_SERIAL_RAW_LEN + sizeof(a)];
+	size_t n = addr_key(peer, a);
+
+	memcpy(buf, serial_raw, ENROL_SERIAL_RAW_LEN);
+	memcpy(buf + ENROL_SERIAL_RAW_LEN, a, n);
+	SHA256(buf, ENROL_SERIAL_RAW_LEN + n, md);
+	return enrol_limit_hit(e->per_serial, md, LIMIT_KEY_MAX, now, retry);
 }
 
 /* ---- database connections ---- */
@@ -342,8 +365,7 @@ enrol_challenge(struct enrol *e, struct db *tdb, const char *body, size_t len,
 		enrol_stat_add(e, &e->st.bad_requests, "bad_request");
 		return answer_error(ans, 400, "bad_request", why);
 	}
-	if (!enrol_limit_hit(e->per_serial, req.serial_raw,
-	    sizeof(req.serial_raw), now, &retry))
+	if (!serial_allowed(e, req.serial_raw, peer, now, &retry))
 		return answer_limited(e, ans, retry);
 
 	if (db == NULL) {

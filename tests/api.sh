@@ -288,6 +288,8 @@ cp "$T/tokens" "$T/tokens.good"
 printf 'read %s\nsuperuser %s\n' "$(sha a)" "$(sha b)" > "$T/tokens"
 conf "$T/r.conf" 127.0.0.1:0
 refuse "unknown role" "tokens:2:"
+# A token written where the role belongs must not be echoed into the log.
+grep -q superuser "$T/r.err" && fail "the unknown role word was logged" || ok "unknown role word not logged"
 printf 'read %s\nadmin 1234\n' "$(sha a)" > "$T/tokens"
 refuse "short hash" "tokens:2:"
 printf 'read %s extra\n' "$(sha a)" > "$T/tokens"

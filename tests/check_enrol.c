@@ -872,6 +872,19 @@ START_TEST(test_rate_limits)
 	ck_assert_int_ge(a.retry_after, 1);
 	ck_assert_int_le(a.retry_after, 3600);
 	enrol_answer_clear(&a);
+	/* The allowance is per serial and client address: someone else
+	 * asking for this serial from elsewhere has not locked the device
+	 * out, and is limited in turn. */
+	for (i = 0; i < cfg.per_serial_per_hour; i++) {
+		ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body),
+		    "198.51.100.7", &a), FC_OK);
+		ck_assert_int_eq(a.status, 200);
+		enrol_answer_clear(&a);
+	}
+	ck_assert_int_eq(enrol_challenge(en, db, body, strlen(body),
+	    "198.51.100.7", &a), FC_OK);
+	ck_assert_int_eq(a.status, 429);
+	enrol_answer_clear(&a);
 	/* A reload raises the limit and changes the TTL at once. */
 	cfg.per_serial_per_hour = 11;
 	cfg.challenge_ttl_seconds = 60;
