@@ -230,7 +230,7 @@ inv_renew_due_get(struct db *db, int64_t rowid,
 {
 	static const char q[] = "SELECT c.serial, c.device_id, c.not_after,"
 	    " c.renew_at, c.der, d.se_serial, d.hub, d.auth_type, d.status,"
-	    " d.rekey FROM certificates c JOIN devices d"
+	    " d.rekey, d.rekey_once FROM certificates c JOIN devices d"
 	    " ON d.device_id = c.device_id WHERE c.rowid = ?"
 	    " AND c.status = 'active' AND c.renewal IS NULL";
 	sqlite3_stmt *st = db_stmt(db, q);
@@ -261,6 +261,7 @@ inv_renew_due_get(struct db *db, int64_t rowid,
 	d.dev_status = (enum inv_dev_status)inv_dev_status_parse(
 	    (const char *)sqlite3_column_text(st, 8));
 	d.rekey = sqlite3_column_int(st, 9);
+	d.rekey_once = sqlite3_column_int(st, 10);
 	(void)cb(arg, &d);
 	sqlite3_reset(st);
 	return FC_OK;
@@ -278,6 +279,115 @@ inv_renew_postpone(struct db *db, const char *serial, int64_t renew_at)
 	sqlite3_bind_int64(st, 1, renew_at);
 	sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
 	return step_done(db, st, "postpone renewal");
+}
+
+enum fc_err
+inv_renew_request(struct db *db, const char *device_id, int rekey,
+    int64_t now, const char *actor, char serial[FC_CERT_SERIAL_MAX],
+    int *rekey_out, enum inv_renew_refusal *refusal, char *dev_status,
+    size_t status_cap)
+{
+	static const char q_dev[] = "SELECT status, rekey, rekey_once"
+	    " FROM devices WHERE device_id = ?";
+	static const char q_cert[] = "SELECT serial, renewal FROM certificates"
+	    " WHERE device_id = ? AND status = 'active'"
+	    " ORDER BY renewal IS NOT NULL, not_after DESC LIMIT 1";
+	static const char q_due[] = "UPDATE certificates SET renew_at = ?1,"
+	    " updated_at = ?1 WHERE serial = ?2 AND status = 'active'"
+	    " AND renewal IS NULL";
+	static const char q_once[] = "UPDATE devices SET rekey_once = 1,"
+	    " updated_at = ?1 WHERE device_id = ?2";
+	char cur[FC_CERT_SERIAL_MAX] = "", status[32] = "", detail[64];
+	enum inv_renew_refusal why = INV_RENEW_ACCEPTED;
+	sqlite3_stmt *st;
+	enum fc_err result;
+	int rc, will_rekey = 0;
+
+	result = db_begin(db);
+	if (result != FC_OK)
+		return result;
+	if ((st = db_stmt(db, q_dev)) == NULL) {
+		result = FC_EDB;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		result = rc == SQLITE_DONE ? FC_ENOTFOUND :
+		    db_fail(db, "read device for renewal request");
+		goto out;
+	}
+	text_copy(status, sizeof(status), st, 0);
+	will_rekey = rekey || sqlite3_column_int(st, 1) ||
+	    sqlite3_column_int(st, 2);
+	sqlite3_reset(st);
+	if (strcmp(status, "active") != 0) {
+		why = INV_RENEW_DEVICE_NOT_ACTIVE;
+		result = FC_ECONFLICT;
+		goto out;
+	}
+	/* A certificate without renewal in flight first: several active
+	 * ones (imported) are renewed one at a time. */
+	if ((st = db_stmt(db, q_cert)) == NULL) {
+		result = FC_EDB;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		text_copy(cur, sizeof(cur), st, 0);
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			why = INV_RENEW_IN_FLIGHT;
+	} else if (rc == SQLITE_DONE)
+		why = INV_RENEW_NO_CERTIFICATE;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		result = db_fail(db, "read certificate for renewal request");
+		goto out;
+	}
+	if (why != INV_RENEW_ACCEPTED) {
+		result = FC_ECONFLICT;
+		goto out;
+	}
+	if ((st = db_stmt(db, q_due)) == NULL) {
+		result = FC_EDB;
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_text(st, 2, cur, -1, SQLITE_STATIC);
+	if ((result = step_done(db, st, "schedule renewal now")) != FC_OK)
+		goto out;
+	if (rekey) {
+		if ((st = db_stmt(db, q_once)) == NULL) {
+			result = FC_EDB;
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, now);
+		sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+		if ((result = step_done(db, st, "set one-shot rekey")) != FC_OK)
+			goto out;
+	}
+	snprintf(detail, sizeof(detail), "{\"rekey\":%s}", will_rekey ?
+	    "true" : "false");
+	result = audit_append(db, actor, "device.renew", device_id, cur,
+	    detail);
+	if (result != FC_OK)
+		goto out;
+	result = db_commit(db);
+	if (result != FC_OK)
+		return result;
+	snprintf(serial, FC_CERT_SERIAL_MAX, "%s", cur);
+	*rekey_out = will_rekey;
+	*refusal = INV_RENEW_ACCEPTED;
+	return FC_OK;
+out:
+	db_rollback(db);
+	if (result == FC_ECONFLICT) {
+		*refusal = why;
+		snprintf(dev_status, status_cap, "%s", status);
+	}
+	return result;
 }
 
 enum fc_err
@@ -355,6 +465,8 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	static const char q_dl[] = "INSERT INTO deliveries (serial, device_id,"
 	    " step, attempts, next_attempt_at, created_at, updated_at)"
 	    " VALUES (?, ?, ?, 0, ?, ?, ?)";
+	static const char q_once[] = "UPDATE devices SET rekey_once = 0"
+	    " WHERE device_id = ? AND rekey_once <> 0";
 	char detail[160];
 	sqlite3_stmt *st;
 	enum fc_err result;
@@ -405,6 +517,15 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_int64(st, 6, now);
 	result = step_done(db, st, "queue delivery");
+	if (result != FC_OK)
+		goto out;
+	st = db_stmt(db, q_once);
+	if (st == NULL) {
+		result = FC_EDB;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, c->device_id, -1, SQLITE_STATIC);
+	result = step_done(db, st, "clear one-shot rekey");
 	if (result != FC_OK)
 		goto out;
 	return db_commit(db);

@@ -51,6 +51,7 @@ struct inv_due {
 	enum inv_auth	 auth_type;
 	enum inv_dev_status dev_status;
 	int		 rekey;
+	int		 rekey_once;	/* operator's one-shot rekey */
 	int64_t		 not_after, renew_at;
 	const unsigned char *der;	/* the certificate; valid during cb */
 	size_t		 der_len;
@@ -79,6 +80,28 @@ enum fc_err inv_renew_due_get(struct db *db, int64_t rowid,
 enum fc_err inv_renew_postpone(struct db *db, const char *serial,
     int64_t renew_at);
 
+/* Why an operator renewal request was refused (inv_renew_request). */
+enum inv_renew_refusal {
+	INV_RENEW_ACCEPTED = 0,
+	INV_RENEW_DEVICE_NOT_ACTIVE,	/* device status is not active */
+	INV_RENEW_NO_CERTIFICATE,	/* no active certificate */
+	INV_RENEW_IN_FLIGHT		/* a renewal is already in flight */
+};
+
+/*
+ * Operator request to renew device_id now (sql/070_renew_request.sql):
+ * in one transaction its active certificate's renew_at becomes now and,
+ * with rekey, the one-shot devices.rekey_once is set; audited
+ * "device.renew" by actor. FC_OK with *refusal INV_RENEW_ACCEPTED and
+ * serial (the current certificate) / *rekey_out (this renewal rekeys) set;
+ * FC_ECONFLICT with *refusal saying why (nothing written; dev_status gets
+ * the device's status name); FC_ENOTFOUND: no such device.
+ */
+enum fc_err inv_renew_request(struct db *db, const char *device_id,
+    int rekey, int64_t now, const char *actor,
+    char serial[FC_CERT_SERIAL_MAX], int *rekey_out,
+    enum inv_renew_refusal *refusal, char *dev_status, size_t status_cap);
+
 /* ---- reserve, record, void --------------------------------------------- */
 
 /*
@@ -100,8 +123,8 @@ enum fc_err inv_renew_reserve_row(struct db *db, int64_t old_rowid,
 /*
  * Records the signed certificate c of a reserved renewal: fills the row
  * (status pending, audited "cert.issue", inv_cert_complete), sets its
- * renew_at (renew_at, the next renewal's start) and queues its delivery
- * at step first_step. Call inside the caller's transaction.
+ * renew_at (renew_at, the next renewal's start), queues its delivery
+ * at step first_step and clears the device's one-shot rekey_once. Call inside the caller's transaction.
  * FC_ECONFLICT if c->serial is not reserved, or if its device is no longer
  * active (revoked meanwhile: the caller voids the reservation, so that
  * the serial ends on the CRL and the certificate is never delivered).

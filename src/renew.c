@@ -274,7 +274,7 @@ collect_due(void *arg, const struct inv_due *d)
 	snprintf(it->se_serial, sizeof(it->se_serial), "%s", d->se_serial);
 	snprintf(it->hub, sizeof(it->hub), "%s", d->hub);
 	it->auth_type = d->auth_type;
-	it->rekey = r->o.rekey || d->rekey;
+	it->rekey = r->o.rekey || d->rekey || d->rekey_once;
 	if (d->dev_status != INV_DEV_ACTIVE) {
 		snprintf(it->why, sizeof(it->why), "device is %s",
 		    inv_dev_status_name(d->dev_status));

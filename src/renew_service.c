@@ -327,6 +327,19 @@ busy(void *arg)
 
 /* ---- start / stop ------------------------------------------------------ */
 
+void
+renew_service_kick(void)
+{
+	int id = -1;
+
+	pthread_mutex_lock(&hub_mx);
+	if (rs.up)
+		id = rs.job_renew;
+	pthread_mutex_unlock(&hub_mx);
+	if (id >= 0)
+		sched_job_kick(id);
+}
+
 enum fc_err
 renew_service_start(const struct cfg *cfg, struct db *db)
 {
@@ -342,6 +355,11 @@ renew_service_start(const struct cfg *cfg, struct db *db)
 	rs.cfg = cfg;
 	rs.db = db;
 	rs.healthy = 1;
+	/* The endpoint exists without [ca] too (it records the request;
+	 * renewal runs when the daemon has a CA). */
+	result = renew_api_register();
+	if (result != FC_OK)
+		return result;
 	if (cfg->ca_certificate == NULL || cfg->ca_key == NULL) {
 		log_warn("renewal: no [ca] certificate and key configured; "
 		    "renewal and delivery are off");

@@ -22,6 +22,14 @@ struct cfg;
 enum fc_err renew_service_start(const struct cfg *cfg, struct db *db);
 /* Applies a reloaded configuration (intervals, window, rates of retry). */
 enum fc_err renew_service_reload(const struct cfg *cfg);
+/* Wakes the renewal job now (no-op when renewal is off). Any thread. */
+void renew_service_kick(void);
+/*
+ * Registers the renewal endpoint of the operator API (api_renew.c,
+ * POST /v1/devices/{id}/renew); called by renew_service_start before
+ * api_start. FC_OK or api_route_add's failure.
+ */
+enum fc_err renew_api_register(void);
 /* Cancels outstanding hub calls and frees everything. Idempotent. */
 void renew_service_stop(void);
 

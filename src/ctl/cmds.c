@@ -558,5 +558,9 @@ const struct ctl_cmd ctl_cmds[] = {
 	    "revoke, delete from the hub, keep the history", ctl_cmd_decommission },
 	{ "crl", "[--pem]", "the published CRL to stdout", ctl_cmd_crl },
 	{ "drift", "", "differences between inventory and hub", ctl_cmd_drift },
+	/* Renewal (cmds_renew.c). */
+	{ "renew", "DEVICE [--rekey]",
+	    "renew a device's certificate now (optionally with a new key)",
+	    ctl_cmd_renew },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -49,6 +49,8 @@ int ctl_cmd_transfer(struct ctl *c, int argc, char **argv);
 int ctl_cmd_decommission(struct ctl *c, int argc, char **argv);
 int ctl_cmd_crl(struct ctl *c, int argc, char **argv);
 int ctl_cmd_drift(struct ctl *c, int argc, char **argv);
+/* Renewal subcommand (cmds_renew.c). */
+int ctl_cmd_renew(struct ctl *c, int argc, char **argv);
 
 /*
  * One request. path is appended to the API URL (segments already escaped
