@@ -499,6 +499,57 @@ START_TEST(test_refusal_and_inactive)
 }
 END_TEST
 
+/* Operator requests (inv_renew_request): due now, one at a time, refusals
+ * named, the one-shot rekey kept until a renewal is recorded. */
+START_TEST(test_request)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	char serial[FC_CERT_SERIAL_MAX], st[32];
+	enum inv_renew_refusal why = INV_RENEW_ACCEPTED;
+	int issued = -1, more = -1, rk = -1;
+
+	fleet("q", 3, 300, 0);
+	opts(&o, inproc_issue, NULL);
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 0);
+	ck_assert_int_eq(inv_renew_request(db, "dev-q-0001", 0, fc_now(),
+	    "test", serial, &rk, &why, st, sizeof(st)), FC_OK);
+	ck_assert_int_eq(rk, 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit WHERE action = "
+	    "'device.renew' AND device_id = 'dev-q-0001'"), 1);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 1);
+	ck_assert_int_eq(inv_renew_request(db, "dev-q-0001", 0, fc_now(),
+	    "test", serial, &rk, &why, st, sizeof(st)), FC_ECONFLICT);
+	ck_assert_int_eq(why, INV_RENEW_IN_FLIGHT);
+	ck_assert_int_eq(inv_renew_request(db, "dev-q-nope", 0, fc_now(),
+	    "test", serial, &rk, &why, st, sizeof(st)), FC_ENOTFOUND);
+	ck_assert_int_eq(inv_device_set_status(db, "dev-q-0002",
+	    INV_DEV_SUSPENDED, "test", "lost"), FC_OK);
+	ck_assert_int_eq(inv_renew_request(db, "dev-q-0002", 0, fc_now(),
+	    "test", serial, &rk, &why, st, sizeof(st)), FC_ECONFLICT);
+	ck_assert_int_eq(why, INV_RENEW_DEVICE_NOT_ACTIVE);
+	ck_assert_str_eq(st, "suspended");
+	/* Rekey without a hub to ask for a CSR: postponed, the flag kept. */
+	ck_assert_int_eq(inv_renew_request(db, "dev-q-0000", 1, fc_now(),
+	    "test", serial, &rk, &why, st, sizeof(st)), FC_OK);
+	ck_assert_int_eq(rk, 1);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 0);
+	ck_assert_int_eq(count("SELECT rekey_once FROM devices WHERE "
+	    "device_id = 'dev-q-0000'"), 1);
+	ck_assert_int_eq(sqlite3_exec(db->h, "UPDATE certificates SET status ="
+	    " 'superseded' WHERE device_id = 'dev-q-0000'", NULL, NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(inv_renew_request(db, "dev-q-0000", 0, fc_now(),
+	    "test", serial, &rk, &why, st, sizeof(st)), FC_ECONFLICT);
+	ck_assert_int_eq(why, INV_RENEW_NO_CERTIFICATE);
+	renew_close(r);
+}
+END_TEST
+
 /* Issuer that suspends the device while its certificate is being signed
  * (an operator revoking it at that moment). */
 static enum fc_err
@@ -741,6 +792,7 @@ renew_suite(void)
 	tcase_add_test(tc, test_recover_reserved);
 	tcase_add_test(tc, test_crash_mid_wave);
 	tcase_add_test(tc, test_refusal_and_inactive);
+	tcase_add_test(tc, test_request);
 	tcase_add_test(tc, test_window_change);
 	tcase_add_test(tc, test_revoked_while_signing);
 	tcase_add_test(tc, test_delivery_sql);
