@@ -490,7 +490,7 @@ api_start(const struct cfg *cfg, struct api **out)
 	o.db_path = cfg->db_path;
 	o.threads = 4;
 	o.conn_limit = 64;
-	o.per_ip_limit = 0;	/* loopback: every client has one address */
+	o.per_ip_limit = 32;	/* TCP only (allow_remote); not Unix sockets */
 	o.idle_seconds = 30;
 	o.deadline_seconds = 120;	/* large imports */
 	o.body_max = BODY_DEFAULT;
@@ -538,6 +538,8 @@ api_stop(struct api *a)
 			break;
 		}
 	pthread_mutex_unlock(&reg_lock);
+	if (a->h != NULL)
+		health_remove("api");
 	httpd_free(a->h);	/* joins the threads: no handler runs now */
 	while ((g = a->regs) != NULL) {
 		a->regs = g->next;

@@ -259,61 +259,6 @@ query_collect(void *cls, enum MHD_ValueKind kind, const char *key,
 	return MHD_YES;
 }
 
-static enum MHD_Result
-send_resp(struct MHD_Connection *c, struct httpd_response *r)
-{
-	struct MHD_Response *mr;
-	enum MHD_Result ret;
-	char *text = NULL;
-	size_t len = 0, i;
-	const char *ctype = "application/json";
-
-	if (r->status == 0 || (r->json == NULL && r->body == NULL))
-		httpd_resp_error(r, 500, "internal", "no response");
-	if (r->json != NULL) {
-		text = json_dumps(r->json, JSON_COMPACT);
-		if (text == NULL)
-			return MHD_NO;
-		len = strlen(text);
-		mr = MHD_create_response_from_buffer(len, text,
-		    MHD_RESPMEM_MUST_FREE);
-		if (mr == NULL)
-			free(text);
-	} else {
-		ctype = r->content_type[0] != '\0' ? r->content_type :
-		    "application/octet-stream";
-		mr = MHD_create_response_from_buffer(r->body_len, r->body,
-		    MHD_RESPMEM_MUST_FREE);
-		if (mr != NULL)
-			r->body = NULL;
-	}
-	if (mr == NULL)
-		return MHD_NO;
-	MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-	for (i = 0; i < r->nhdr; i++)
-		MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
-	if (MHD_get_response_header(mr, "Cache-Control") == NULL)
-		MHD_add_response_header(mr, "Cache-Control", "no-store");
-	ret = MHD_queue_response(c, (unsigned)r->status, mr);
-	MHD_destroy_response(mr);
-	return ret;
-}
-
-static enum MHD_Result
-send_error(struct MHD_Connection *c, int status, const char *code,
-    const char *msg)
-{
-	struct httpd_response r;
-	enum MHD_Result ret;
-
-	memset(&r, 0, sizeof(r));
-	httpd_resp_error(&r, status, code, "%s", msg);
-	ret = send_resp(c, &r);
-	httpd_resp_clear(&r);
-	return ret;
-}
-
 static struct conn *
 conn_of(struct MHD_Connection *c)
 {
@@ -385,20 +330,22 @@ req_begin(struct httpd *h, struct MHD_Connection *c, const char *url,
 	q.bad = 0;
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_collect, &q);
 	if (q.bad) {
-		*ret = send_error(c, 400, "bad_request", "bad query string");
+		*ret = httpd_send_error(c, 400, "bad_request",
+		    "bad query string");
 		return 400;
 	}
 	st = httpd_router_match(h->router, method, url, &rq->fn, &arg, &bmax,
 	    params, &np);
 	if (st == 404) {
-		*ret = send_error(c, 404, "not_found", "no such resource");
+		*ret = httpd_send_error(c, 404, "not_found",
+		    "no such resource");
 		return 404;
 	} else if (st == 405) {
-		*ret = send_error(c, 405, "method_not_allowed",
+		*ret = httpd_send_error(c, 405, "method_not_allowed",
 		    "method not allowed on this resource");
 		return 405;
 	} else if (st != 0) {
-		*ret = send_error(c, 400, "bad_request", "bad path");
+		*ret = httpd_send_error(c, 400, "bad_request", "bad path");
 		return 400;
 	}
 	for (i = 0; i < np; i++)
@@ -411,7 +358,8 @@ req_begin(struct httpd *h, struct MHD_Connection *c, const char *url,
 	    MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl != NULL && strtoull(cl, NULL, 10) > rq->body_max) {
 		rq->too_big = 1;
-		*ret = send_error(c, 413, "too_large", "request body too large");
+		*ret = httpd_send_error(c, 413, "too_large",
+		    "request body too large");
 		return 413;
 	}
 	if (h->o.precheck == NULL)
@@ -421,7 +369,7 @@ req_begin(struct httpd *h, struct MHD_Connection *c, const char *url,
 		httpd_resp_clear(&resp);
 		return 0;
 	}
-	*ret = send_resp(c, &resp);
+	*ret = httpd_send(c, &resp);
 	st = resp.status;
 	httpd_resp_clear(&resp);
 	return st > 0 ? st : 500;
@@ -445,10 +393,10 @@ dispatch(struct httpd *h, struct MHD_Connection *c, struct req *rq)
 	rq->hr.body_len = rq->len;
 	rq->hr.db = thread_db(h);
 	if (h->o.db_path != NULL && rq->hr.db == NULL)
-		return send_error(c, 503, "unavailable",
+		return httpd_send_error(c, 503, "unavailable",
 		    "database unavailable");
 	rq->fn(&rq->hr, &resp);
-	ret = send_resp(c, &resp);
+	ret = httpd_send(c, &resp);
 	httpd_resp_clear(&resp);
 	return ret;
 }
@@ -505,7 +453,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	rq->answered = 1;
 	if (rq->too_big)
-		return send_error(c, 413, "too_large", "request body too large");
+		return httpd_send_error(c, 413, "too_large",
+		    "request body too large");
 	return dispatch(h, c, rq);
 }
 
@@ -733,7 +682,8 @@ httpd_start(struct httpd *h)
 		return FC_ENOMEM;
 	h->key_ok = 1;
 
-#define OPT(o, v, p) opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) }
+#define OPT(o, v, p) \
+	opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) }
 	OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h);	/* must be first */
 	OPT(MHD_OPTION_LISTEN_SOCKET, h->fd, NULL);
 	OPT(MHD_OPTION_CONNECTION_LIMIT, h->o.conn_limit, NULL);

@@ -23,8 +23,11 @@
  *					the first passed fd, or the one whose
  *					FileDescriptorName= is NAME
  *
- * Limits: total and per-IP connection limits; an idle timeout (MHD's, which
- * counts only idle time) and a request deadline: a connection whose current
+ * Limits: total and per-IP connection limits (at the total limit MHD stops
+ * accepting, so new clients wait in the listen backlog; over the per-IP
+ * limit a connection is accepted and closed at once); an idle timeout
+ * (MHD's, which counts only idle time) and a request deadline: a
+ * connection whose current
  * request has not fully arrived within deadline_seconds of its first byte
  * (or of the end of the previous request) is cut, so a client dripping one
  * byte a second cannot hold a slot. Bodies over body_max get 413. MHD's own

@@ -5,6 +5,8 @@
 #ifndef FC_HTTPD_INT_H
 #define FC_HTTPD_INT_H
 
+#include <microhttpd.h>
+
 #include "httpd.h"
 
 struct httpd_router;
@@ -34,6 +36,13 @@ char *httpd_pct_decode(const char *s, int plus_space, size_t *len);
  * else NULL). Logs failures naming name and spec. */
 enum fc_err httpd_listen_open(const char *name, const char *spec, int *fd,
     int *port, char **unix_path);
+
+/* Queues r (JSON or raw, with its headers) on c; MHD's answer. A response
+ * without a body becomes a 500. Does not free r. */
+enum MHD_Result httpd_send(struct MHD_Connection *c, struct httpd_response *r);
+/* Queues the error shape with status, code and msg. */
+enum MHD_Result httpd_send_error(struct MHD_Connection *c, int status,
+    const char *code, const char *msg);
 
 /* Frees what a response owns. */
 void httpd_resp_clear(struct httpd_response *r);

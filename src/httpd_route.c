@@ -1,14 +1,17 @@
 /*
  * httpd_route.c — the router of httpd (method + path pattern with {name}
- * segments), percent-decoding of path segments and query values, and the
- * response helpers handlers use. Runs on MHD's threads; the route table is
- * guarded by a read-write lock so modules may add routes at any time.
+ * segments), percent-decoding of path segments and query values, the
+ * response helpers handlers use, and the queueing of a response on MHD.
+ * Runs on MHD's threads; the route table is guarded by a read-write lock
+ * so modules may add routes at any time.
  */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <microhttpd.h>
 
 #include "httpd_int.h"
 #include "log.h"
@@ -426,4 +429,59 @@ httpd_resp_fc_err(struct httpd_response *r, enum fc_err err, const char *what)
 		    fc_strerror(err));
 		break;
 	}
+}
+
+enum MHD_Result
+httpd_send(struct MHD_Connection *c, struct httpd_response *r)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+	char *text = NULL;
+	size_t len = 0, i;
+	const char *ctype = "application/json";
+
+	if (r->status == 0 || (r->json == NULL && r->body == NULL))
+		httpd_resp_error(r, 500, "internal", "no response");
+	if (r->json != NULL) {
+		text = json_dumps(r->json, JSON_COMPACT);
+		if (text == NULL)
+			return MHD_NO;
+		len = strlen(text);
+		mr = MHD_create_response_from_buffer(len, text,
+		    MHD_RESPMEM_MUST_FREE);
+		if (mr == NULL)
+			free(text);
+	} else {
+		ctype = r->content_type[0] != '\0' ? r->content_type :
+		    "application/octet-stream";
+		mr = MHD_create_response_from_buffer(r->body_len, r->body,
+		    MHD_RESPMEM_MUST_FREE);
+		if (mr != NULL)
+			r->body = NULL;
+	}
+	if (mr == NULL)
+		return MHD_NO;
+	MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+	for (i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(mr, r->hdr_name[i], r->hdr_value[i]);
+	if (MHD_get_response_header(mr, "Cache-Control") == NULL)
+		MHD_add_response_header(mr, "Cache-Control", "no-store");
+	ret = MHD_queue_response(c, (unsigned)r->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+enum MHD_Result
+httpd_send_error(struct MHD_Connection *c, int status, const char *code,
+    const char *msg)
+{
+	struct httpd_response r;
+	enum MHD_Result ret;
+
+	memset(&r, 0, sizeof(r));
+	httpd_resp_error(&r, status, code, "%s", msg);
+	ret = httpd_send(c, &r);
+	httpd_resp_clear(&r);
+	return ret;
 }

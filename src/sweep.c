@@ -98,9 +98,13 @@ dropin_one(struct revoke_ctx *ctx, const char *dir, const char *name,
 		fail(s, "drop-in %s: contains NUL bytes", name);
 		goto out;
 	}
-	for (line = strtok_r(buf, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
+	for (line = buf; line != NULL; line = save) {
 		char *p = line, *e;
+		save = strchr(line, '\n');
+		if (save != NULL)
+			*save++ = '\0';
+		else if (*line == '\0')
+			break;
 		lineno++;
 		while (*p == ' ' || *p == '\t')
 			p++;
@@ -201,7 +205,7 @@ sweep_run(struct revoke_ctx *ctx, struct sweep_summary *s)
 {
 	struct revoke_prop_stats ps;
 	struct reconcile_stats rs;
-	double t0 = mono();
+	double t0 = mono(), t1;
 	void *pair[2] = { ctx, s };
 	enum fc_err result;
 	int nexp = 0;
@@ -215,15 +219,19 @@ sweep_run(struct revoke_ctx *ctx, struct sweep_summary *s)
 
 	/* 2. The CRL first: it protects every relying party at once, the
 	 * hub takes minutes. */
+	t1 = mono();
 	result = revoke_crl_publish(ctx->db, ctx->cfg, &s->crl_number,
 	    &s->crl_entries);
+	s->crl_seconds = mono() - t1;
 	if (result == FC_OK)
 		s->crl_published = 1;
 	else if (result != FC_EINVAL)
 		fail(s, "CRL not published (%s)", fc_strerror(result));
 
 	/* 3. The hub. */
+	t1 = mono();
 	result = revoke_propagate(ctx, &ps);
+	s->propagate_seconds = mono() - t1;
 	if (result != FC_OK)
 		return result;
 	s->propagated = ps.done;
@@ -283,7 +291,7 @@ json_t *
 sweep_summary_json(const struct sweep_summary *s)
 {
 	return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:b, s:I, s:I, s:f, s:i, s:s?, s:i}",
+	    "s:b, s:I, s:I, s:f, s:f, s:f, s:i, s:s?, s:i}",
 	    "complete", s->exit_code == 0,
 	    "requests", (json_int_t)s->requests,
 	    "dropins", (json_int_t)s->dropins,
@@ -297,6 +305,8 @@ sweep_summary_json(const struct sweep_summary *s)
 	    "crlPublished", s->crl_published,
 	    "crlNumber", (json_int_t)s->crl_number,
 	    "crlEntries", (json_int_t)s->crl_entries,
+	    "crlSeconds", s->crl_seconds,
+	    "propagateSeconds", s->propagate_seconds,
 	    "seconds", s->seconds, "errors", s->errors,
 	    "lastError", s->error[0] ? s->error : NULL,
 	    "exitCode", s->exit_code);

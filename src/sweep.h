@@ -29,6 +29,8 @@ struct sweep_summary {
 	int		 crl_published;
 	uint64_t	 crl_number;
 	int64_t		 crl_entries;
+	double		 crl_seconds;	/* number, signing, writing */
+	double		 propagate_seconds;
 	double		 seconds;
 	int		 errors;	/* steps that failed (retry) */
 	char		 error[256];	/* the last failure */

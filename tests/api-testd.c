@@ -20,6 +20,7 @@
 #include "db.h"
 #include "health.h"
 #include "log.h"
+#include "revoke_service.h"
 
 static volatile sig_atomic_t quit;
 
@@ -54,6 +55,9 @@ main(int argc, char **argv)
 	int c, rc = 1;
 
 	log_init("api-testd", LOG_LVL_INFO);
+	/* The endpoints fleetcertd adds to the API (main.c). */
+	if (revoke_api_register() != FC_OK)
+		return 1;
 	while ((c = getopt_long(argc, argv, "c:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'c':

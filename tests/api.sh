@@ -123,6 +123,16 @@ walk() {	# walk "METHOD PATH"
 	"POST /v1/imports") printf 'deviceId,serial,identityPublicKey,certificate,owner\r\nimp-1,0123aa00000000bb01,%s,,o1\r\nimp-2,0123aa00000000bb02,,%s,o2\r\n' \
 		"$(cat "$T/k3.spki")" "$(base64 -w0 "$T/c2.der")" > "$T/ok.csv"
 		req 200 POST /v1/imports "$ATOK" -H 'Content-Type: text/csv' --data-binary "@$T/ok.csv" && jqt '.imported == 2 and .skipped == 0 and (.errors | length) == 0' ;;
+	# Revocation (src/api_revoke.c; behaviour in tests/revoke.sh): the
+	# routes, roles and error shapes, without a revocation worker.
+	"POST /v1/devices/{id}/revoke") req 404 POST /v1/devices/no-such-device/revoke "$ATOK" -H 'Content-Type: application/json' -d '{"reason":"keyCompromise"}'; req 400 POST /v1/devices/dev-0000001/revoke "$ATOK" -H 'Content-Type: application/json' -d '{"reason":"bogus"}' ;;
+	"POST /v1/devices/{id}/transfer") req 404 POST /v1/devices/no-such-device/transfer "$ATOK" -H 'Content-Type: application/json' -d '{"owner":"x"}'; req 400 POST /v1/devices/dev-0000001/transfer "$ATOK" -H 'Content-Type: application/json' -d '{}' ;;
+	"DELETE /v1/devices/{id}") req 404 DELETE /v1/devices/no-such-device "$ATOK" ;;
+	"POST /v1/revocations") req 400 POST /v1/revocations "$ATOK" -H 'Content-Type: application/json' -d '{"selector":{"color":"red"}}'; req 200 POST /v1/revocations "$ATOK" -H 'Content-Type: application/json' -d '{"selector":{"deviceIds":["dev-0000001","dev-0000002","nope"]},"dryRun":true}' && jqt '.matched == 2 and .dryRun == true and (.estimatedSeconds | type) == "number"' ;;
+	"GET /v1/revocations/{id}") req 200 POST /v1/revocations "$ATOK" -H 'Content-Type: application/json' -d '{"selector":{"owner":"nobody"},"dryRun":true}'; rid=$(jq -r .id "$T/body"); req 200 GET "/v1/revocations/$rid" "$RTOK" && jqt '.state == "dryrun" and .matched == 0'; req 404 GET /v1/revocations/999999 "$RTOK" ;;
+	"GET /v1/crl") req 404 GET /v1/crl "$RTOK" ;;
+	"GET /v1/drift") req 200 GET /v1/drift "$RTOK" && jqt '.items == []' ;;
+	"POST /v1/sweep") req 403 POST /v1/sweep "$RTOK"; req 200 POST /v1/sweep "$ATOK" && jqt '.exitCode == 0 and .complete == true' ;;
 	*) fail "no test for documented endpoint $1" ;;
 	esac
 }

@@ -90,6 +90,13 @@ run 1 $A --json import "$T/one.csv" && jqo '.imported == 0 and (.errors | length
 printf 'deviceId,serial,identityPublicKey\nctl-2,0123bb00000000cc02,%s\nctl-1,0123bb00000000cc01,%s\n' "$spki" "$spki" > "$T/two.csv"
 run 1 $A import "$T/two.csv"
 run 0 $A --json import --skip-bad "$T/two.csv" && jqo '.imported == 0 or .imported == 1'
+# the progress bar: on a terminal only (script(1) gives it one)
+if command -v script >/dev/null 2>&1; then
+	script -qec "$CTL $A import --skip-bad $T/two.csv" /dev/null > "$T/tty.out" 2>&1
+	grep -q 'upload \[#*\] 100%' "$T/tty.out" && ok "progress bar on a terminal" || fail "no progress bar on a terminal: $(cat "$T/tty.out")"
+	"$CTL" $A import --skip-bad "$T/two.csv" > /dev/null 2> "$T/notty.err"
+	grep -q 'upload \[' "$T/notty.err" && fail "progress bar without a terminal" || ok "no progress bar without a terminal"
+fi
 run 1 $A import "$T/missing.csv"
 run 2 $A import
 # audit

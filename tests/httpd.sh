@@ -180,6 +180,33 @@ start flood --per-ip 2 --threads 1 || fail "start flood"
 r=$(python3 "$T/flood.py" "$PORT" 2 2000)
 [ "$r" -ge 1900 ] && ok "per-IP limit refused $r of 2000" || fail "per-IP limit refused only $r of 2000"
 stop flood
+# At the total limit MHD stops accepting: a new client waits in the
+# kernel's backlog, unserved, until a slot frees.
+cat > "$T/limit.py" <<'EOF'
+import socket, sys, time
+port = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+time.sleep(0.5)
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+s.settimeout(2)
+try:
+    first = "served" if s.recv(100) else "closed"
+except socket.timeout:
+    first = "waiting"
+for h in held:
+    h.close()
+s.settimeout(10)
+try:
+    then = "served" if s.recv(100).startswith(b"HTTP/1.1 200") else "closed"
+except OSError:
+    then = "timeout"
+print(first, then)
+EOF
+start climit --conn-limit 4 --per-ip 0 --threads 1 || fail "start climit"
+r=$(python3 "$T/limit.py" "$PORT")
+[ "$r" = "waiting served" ] && ok "connection limit: the 5th waits, then is served" || fail "connection limit: $r"
+stop climit
 stats=$(tail -n 1 "$T/flood.out")
 logged=${stats#logged=}; logged=${logged%% *}
 supp=${stats#*suppressed=}

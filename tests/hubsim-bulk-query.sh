@@ -93,6 +93,8 @@ st=$(query 10 "" '{"query":"SELECT * FROM devices WHERE tags.fleet = '"'"'x'"'"'
 jq -e 'map(.deviceId) == ["bk-6"]' "$D/body" >/dev/null || fail "WHERE tags AND desired"
 st=$(query 10 "" '{"query":"SELECT * FROM devices WHERE IS_DEFINED(tags.fleet) OR deviceId = '"'"'bk-9'"'"'"}')
 jq -e '(map(.deviceId) | sort) == ["bk-6","bk-9"]' "$D/body" >/dev/null || fail "IS_DEFINED OR"
+st=$(query 10 "" '{"query":"SELECT * FROM devices WHERE deviceId IN ['"'"'bk-9'"'"', '"'"'bk-10'"'"', '"'"'nosuch'"'"'] AND status = '"'"'enabled'"'"'"}')
+jq -e '(map(.deviceId) | sort) == ["bk-10","bk-9"]' "$D/body" >/dev/null || fail "IN list"
 ok "query conditions"
 st=$(query 101 "" "$q")
 expect_error "$st" 400 400004 ArgumentInvalid a "x-ms-max-item-count 101"

@@ -120,5 +120,6 @@ cmp -s "$T/crl.serials" "$T/db.serials" &&
 	pass "the CRL lists exactly the $N revoked serials" ||
 	fail "CRL serials ($(wc -l < "$T/crl.serials")) differ from the inventory's ($(wc -l < "$T/db.serials"))"
 
+rv_sanitizer_check
 [ "$fails" -eq 0 ] || exit 1
 echo "revoke-bulk.sh: ok"

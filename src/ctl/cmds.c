@@ -140,7 +140,7 @@ cmd_list(struct ctl *c, int argc, char **argv)
 	    *within = NULL, *cursor;
 	char base[2048] = "/v1/devices", path[4096];
 	struct ctl_table t;
-	json_t *all = NULL, *page = NULL, *it;
+	json_t *page = NULL, *it;
 	long limit = -1, got = 0;
 	size_t i;
 	int o, rc = CTL_FAIL;
@@ -167,9 +167,10 @@ cmd_list(struct ctl *c, int argc, char **argv)
 	    add_query(c, base, sizeof(base), "hub", hub) < 0 ||
 	    add_query(c, base, sizeof(base), "expiringWithin", within) < 0)
 		return usage_err("list");
-	all = json_array();
 	ctl_table_init(&t, heads, 8);
-	/* Follow the cursor to the end (or to --limit devices). */
+	/* Follow the cursor to the end (or to --limit devices), printing
+	 * each page as it comes: a fleet of a million stays out of memory.
+	 * --json prints one array, an element per line. */
 	snprintf(path, sizeof(path), "%s%climit=%ld", base,
 	    strchr(base, '?') ? '&' : '?', limit > 0 && limit < 1000 ? limit :
 	    1000L);
@@ -179,12 +180,15 @@ cmd_list(struct ctl *c, int argc, char **argv)
 		json_array_foreach(json_object_get(page, "items"), i, it) {
 			if (limit > 0 && got >= limit)
 				break;
-			got++;
-			if (c->json)
-				json_array_append(all, it);
-			else
+			if (c->json) {
+				fputs(got > 0 ? ",\n" : "[\n", stdout);
+				json_dumpf(it, stdout, JSON_COMPACT);
+			} else
 				device_row(&t, it);
+			got++;
 		}
+		if (!c->json)
+			ctl_table_print(&t);
 		cursor = json_string_value(json_object_get(page, "nextCursor"));
 		if (cursor == NULL || (limit > 0 && got >= limit))
 			break;
@@ -198,19 +202,16 @@ cmd_list(struct ctl *c, int argc, char **argv)
 		json_decref(page);
 		page = NULL;
 	}
-	if (c->json)
-		ctl_json_print(all);
-	else
-		ctl_table_print(&t);
 	rc = CTL_OK;
 out:
+	/* An error after some pages still leaves a closed array. */
+	if (c->json && (got > 0 || rc == CTL_OK))
+		fputs(got > 0 ? "\n]\n" : "[]\n", stdout);
 	ctl_table_free(&t);
 	json_decref(page);
-	json_decref(all);
 	return rc;
 }
 
-/* "/v1/devices/ESC" + suffix into buf; -1 when out of memory. */
 static int
 device_path(struct ctl *c, char *buf, size_t len, const char *id,
     const char *suffix)
@@ -543,5 +544,19 @@ const struct ctl_cmd ctl_cmds[] = {
 	{ "expiry", "[--week] [--count N]", "expiry histogram", cmd_expiry },
 	{ "audit", "[verify] | [--after ID] [--limit N] [--device D]",
 	    "read or verify the audit log", cmd_audit },
+	/* Revocation (cmds_revoke.c). */
+	{ "revoke", "DEVICE [--reason R] | --batch B | --owner O | --serial S "
+	    "| --lineage SERIAL | --issued-between FROM,TO | --file IDS "
+	    "[--reason R] [--dry-run]",
+	    "revoke one device, or every device a selector matches",
+	    ctl_cmd_revoke },
+	{ "revocation", "ID", "state of a bulk revocation", ctl_cmd_revocation },
+	{ "transfer", "DEVICE OWNER",
+	    "new owner: old certificate revoked, a new one issued",
+	    ctl_cmd_transfer },
+	{ "decommission", "DEVICE",
+	    "revoke, delete from the hub, keep the history", ctl_cmd_decommission },
+	{ "crl", "[--pem]", "the published CRL to stdout", ctl_cmd_crl },
+	{ "drift", "", "differences between inventory and hub", ctl_cmd_drift },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -42,6 +42,14 @@ struct ctl_cmd {
 };
 extern const struct ctl_cmd ctl_cmds[];	/* ends with a NULL name */
 
+/* Revocation subcommands (cmds_revoke.c). */
+int ctl_cmd_revoke(struct ctl *c, int argc, char **argv);
+int ctl_cmd_revocation(struct ctl *c, int argc, char **argv);
+int ctl_cmd_transfer(struct ctl *c, int argc, char **argv);
+int ctl_cmd_decommission(struct ctl *c, int argc, char **argv);
+int ctl_cmd_crl(struct ctl *c, int argc, char **argv);
+int ctl_cmd_drift(struct ctl *c, int argc, char **argv);
+
 /*
  * One request. path is appended to the API URL (segments already escaped
  * with ctl_escape). body may be NULL. progress: show an upload progress
@@ -69,11 +77,14 @@ struct ctl_table {
 	const char *const *heads;
 	char		**cells;
 	size_t		 nrows, cap;
+	size_t		*w;		/* widths, fixed at the first print */
 };
 void ctl_table_init(struct ctl_table *t, const char *const *heads,
     size_t ncols);
 /* Adds a row of ncols strings (copied; NULL shows as "-"). */
 void ctl_table_row(struct ctl_table *t, const char *const *cells);
+/* Prints the rows added since the last call (the header the first time);
+ * column widths are fixed by the first call, so lists can stream. */
 void ctl_table_print(struct ctl_table *t);
 void ctl_table_free(struct ctl_table *t);
 

@@ -54,35 +54,41 @@ ctl_table_row(struct ctl_table *t, const char *const *cells)
 	t->nrows++;
 }
 
+/* Prints the rows added since the last call and forgets them. The first
+ * call sizes the columns (header and its rows) and prints the header;
+ * later calls keep those widths, so a long list streams page by page. */
 void
 ctl_table_print(struct ctl_table *t)
 {
-	size_t *w, i, r;
+	size_t i, r;
 
-	if ((w = calloc(t->ncols, sizeof(*w))) == NULL)
-		return;
-	for (i = 0; i < t->ncols; i++)
-		w[i] = strlen(t->heads[i]);
+	if (t->w == NULL) {
+		if ((t->w = calloc(t->ncols, sizeof(*t->w))) == NULL)
+			return;
+		for (i = 0; i < t->ncols; i++)
+			t->w[i] = strlen(t->heads[i]);
+		for (r = 0; r < t->nrows; r++)
+			for (i = 0; i < t->ncols; i++) {
+				const char *c = t->cells[r * t->ncols + i];
+				size_t l = c != NULL ? strlen(c) : 1;
+
+				if (l > t->w[i])
+					t->w[i] = l;
+			}
+		for (i = 0; i < t->ncols; i++)
+			printf("%-*s%s", i + 1 < t->ncols ? (int)t->w[i] : 0,
+			    t->heads[i], i + 1 < t->ncols ? "  " : "\n");
+	}
 	for (r = 0; r < t->nrows; r++)
 		for (i = 0; i < t->ncols; i++) {
-			const char *s = t->cells[r * t->ncols + i];
-			size_t l = s != NULL ? strlen(s) : 1;
+			char *c = t->cells[r * t->ncols + i];
 
-			if (l > w[i])
-				w[i] = l;
-		}
-	for (i = 0; i < t->ncols; i++)
-		printf("%-*s%s", i + 1 < t->ncols ? (int)w[i] : 0,
-		    t->heads[i], i + 1 < t->ncols ? "  " : "\n");
-	for (r = 0; r < t->nrows; r++)
-		for (i = 0; i < t->ncols; i++) {
-			const char *s = t->cells[r * t->ncols + i];
-
-			printf("%-*s%s", i + 1 < t->ncols ? (int)w[i] : 0,
-			    s != NULL ? s : "-", i + 1 < t->ncols ? "  " :
+			printf("%-*s%s", i + 1 < t->ncols ? (int)t->w[i] : 0,
+			    c != NULL ? c : "-", i + 1 < t->ncols ? "  " :
 			    "\n");
+			free(c);
 		}
-	free(w);
+	t->nrows = 0;
 }
 
 void
@@ -93,6 +99,7 @@ ctl_table_free(struct ctl_table *t)
 	for (i = 0; i < t->nrows * t->ncols; i++)
 		free(t->cells[i]);
 	free(t->cells);
+	free(t->w);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -37,11 +38,49 @@ dev_side_free(struct sim_devside *sd)
 
 	if (sd == NULL)
 		return;
-	for (i = 0; i < SIM_KEY_SLOTS; i++)
+	for (i = 0; i < SIM_KEY_SLOTS; i++) {
 		EVP_PKEY_free(sd->keys[i]);
+		if (sd->key_pem[i] != NULL)
+			fc_secret_free(sd->key_pem[i], strlen(sd->key_pem[i]));
+	}
 	X509_free(sd->cert);
 	sk_X509_pop_free(sd->chain, X509_free);
 	free(sd);
+}
+
+EVP_PKEY *
+dev_key_parse(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	char grp[32] = "";
+	size_t gl = 0;
+
+	BIO_free(b);
+	if (k != NULL && (!EVP_PKEY_is_a(k, "EC") ||
+	    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, grp,
+	    sizeof(grp), &gl) != 1 || strcmp(grp, "prime256v1") != 0)) {
+		EVP_PKEY_free(k);
+		k = NULL;
+	}
+	ERR_clear_error();
+	return k;
+}
+
+EVP_PKEY *
+dev_key(struct sim_devside *sd, int slot)
+{
+	if (slot < 0 || slot >= SIM_KEY_SLOTS)
+		return NULL;
+	if (sd->keys[slot] == NULL && sd->key_pem[slot] != NULL) {
+		sd->keys[slot] = dev_key_parse(sd->key_pem[slot]);
+		if (sd->keys[slot] == NULL)
+			log_warn("device key slot %d: not a PEM P-256 private key",
+			    slot);
+		fc_secret_free(sd->key_pem[slot], strlen(sd->key_pem[slot]));
+		sd->key_pem[slot] = NULL;
+	}
+	return sd->keys[slot];
 }
 
 void
@@ -241,7 +280,7 @@ install(struct sim *sim, struct sim_dev *d, json_t *p, int *status,
 	if (why != NULL)
 		goto out;
 	for (i = 0; i < SIM_KEY_SLOTS; i++)
-		if (sd->keys[i] != NULL &&
+		if (dev_key(sd, i) != NULL &&
 		    EVP_PKEY_eq(X509_get0_pubkey(leaf), sd->keys[i]) == 1)
 			mine = 1;
 	if (!mine) {
@@ -345,7 +384,7 @@ make_csr(struct sim_dev *d, int slot, const char **why)
 	int len, i;
 
 	*why = "cannot build CSR";
-	if (sd->keys[slot] == NULL) {
+	if (dev_key(sd, slot) == NULL) {
 		sd->keys[slot] = EVP_EC_gen("P-256");
 		if (sd->keys[slot] == NULL)
 			goto out;

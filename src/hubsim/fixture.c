@@ -75,23 +75,15 @@ pem_of_key(EVP_PKEY *k)
 	return out;
 }
 
-static EVP_PKEY *
-key_parse(const char *pem)
+/* A cheap look at a PEM private key; it is parsed on first use. */
+static char *
+key_pem_take(const char *pem)
 {
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-	char grp[32] = "";
-	size_t gl = 0;
-
-	BIO_free(b);
-	if (k != NULL && (!EVP_PKEY_is_a(k, "EC") ||
-	    EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, grp,
-	    sizeof(grp), &gl) != 1 || strcmp(grp, "prime256v1") != 0)) {
-		EVP_PKEY_free(k);
-		k = NULL;
-	}
-	ERR_clear_error();
-	return k;
+	if (pem == NULL || strlen(pem) > 16384 ||
+	    strstr(pem, "-----BEGIN ") == NULL ||
+	    strstr(pem, "PRIVATE KEY-----") == NULL)
+		return NULL;
+	return strdup(pem);
 }
 
 static X509 *
@@ -220,8 +212,8 @@ load_device(struct sim *sim, json_t *o, size_t idx)
 			    "ATECC608B serial", id);
 			goto bad;
 		}
-		sd->keys[0] = key_parse(key);
-		if (sd->keys[0] == NULL) {
+		sd->key_pem[0] = key_pem_take(key);
+		if (sd->key_pem[0] == NULL) {
 			log_error("fixture: device %s: identityKey is not a PEM "
 			    "P-256 private key", id);
 			goto bad;
@@ -229,7 +221,8 @@ load_device(struct sim *sim, json_t *o, size_t idx)
 		keys = json_object_get(o, "slotKeys");
 		json_array_foreach(keys, i, kv) {
 			if (i + 1 < SIM_KEY_SLOTS && json_is_string(kv))
-				sd->keys[i + 1] = key_parse(json_string_value(kv));
+				sd->key_pem[i + 1] =
+				    key_pem_take(json_string_value(kv));
 		}
 		if (cert != NULL && (sd->cert = cert_parse(cert)) == NULL) {
 			log_error("fixture: device %s: certificate is not PEM", id);
@@ -342,14 +335,16 @@ dev_state(struct sim_dev *d)
 
 	if (sd != NULL) {
 		json_t *slots = json_array();
-		char *k = pem_of_key(sd->keys[0]);
+		char *k = sd->keys[0] ? pem_of_key(sd->keys[0]) :
+		    sd->key_pem[0] ? strdup(sd->key_pem[0]) : NULL;
 		json_object_set_new(o, "serial", json_string(sd->serial));
 		json_object_set_new(o, "identityKey", k ? json_string(k) :
 		    json_null());
 		if (k != NULL)
 			fc_secret_free(k, strlen(k));
 		for (i = 1; i < SIM_KEY_SLOTS; i++) {
-			char *sk = sd->keys[i] ? pem_of_key(sd->keys[i]) : NULL;
+			char *sk = sd->keys[i] ? pem_of_key(sd->keys[i]) :
+			    sd->key_pem[i] ? strdup(sd->key_pem[i]) : NULL;
 			json_array_append_new(slots, sk ? json_string(sk) :
 			    json_null());
 			if (sk != NULL)

@@ -54,6 +54,7 @@ enum {
 struct sim_devside {
 	char		 serial[FC_SE_SERIAL_LEN];
 	EVP_PKEY	*keys[SIM_KEY_SLOTS];	/* slot 0: identity key */
+	char		*key_pem[SIM_KEY_SLOTS];	/* PEM not parsed yet */
 	X509		*cert;			/* certificate in use, or NULL */
 	STACK_OF(X509)	*chain;			/* intermediates sent with it */
 	int		 online;		/* wants to be connected */
@@ -273,6 +274,12 @@ void dev_desired_changed(struct sim *sim, struct sim_dev *d);
 void dev_method(struct sim *sim, struct sim_dev *d, const char *name,
     json_t *payload, int *status, json_t **out);
 void dev_side_free(struct sim_devside *sd);
+/* The key in slot, parsed from its PEM on first use (OpenSSL 3's PEM
+ * decoder costs milliseconds: start-up stays fast). NULL when none or
+ * unparsable. Borrowed. */
+EVP_PKEY *dev_key(struct sim_devside *sd, int slot);
+/* Parses a PEM P-256 private key; NULL when it is not one. Caller frees. */
+EVP_PKEY *dev_key_parse(const char *pem);
 json_t *dev_side_json(struct sim_dev *d);
 /* Certificate serial as lower-case hex. */
 void dev_cert_serial(X509 *x, char out[FC_CERT_SERIAL_MAX]);

@@ -2,7 +2,8 @@
  * query.c — POST /devices/query (azure-iothub.md "Query"): the subset of
  * the IoT Hub query language fleetcert needs, over device twins:
  *   SELECT * FROM devices [WHERE cond {AND|OR cond}]
- *   cond := path op literal | IS_DEFINED(path) | NOT IS_DEFINED(path)
+ *   cond := path op literal | path IN [literal, ...] | IS_DEFINED(path)
+ *           | NOT IS_DEFINED(path)
  *   op := = != <> < <= > >= ; literal := 'string' | number | true | false | null
  * AND binds tighter than OR; no parentheses. Paging: x-ms-max-item-count
  * (1-100, default 100) and an opaque x-ms-continuation token.
@@ -23,7 +24,7 @@
 #define CONDS_MAX	32
 #define PAGE_MAX	100
 
-enum qop { Q_EQ, Q_NE, Q_LT, Q_LE, Q_GT, Q_GE, Q_DEF, Q_UNDEF };
+enum qop { Q_EQ, Q_NE, Q_LT, Q_LE, Q_GT, Q_GE, Q_IN, Q_DEF, Q_UNDEF };
 
 struct cond {
 	char		 path[256];
@@ -136,6 +137,30 @@ parse_cond(const char **s, struct cond *c)
 	}
 	if (neg || parse_path(s, c->path, sizeof(c->path)) != 0)
 		return -1;
+	if (keyword(s, "IN")) {
+		c->op = Q_IN;
+		c->lit = json_array();
+		skip_ws(s);
+		if (c->lit == NULL || **s != '[')
+			return -1;
+		(*s)++;
+		for (;;) {
+			json_t *v;
+			if (json_array_size(c->lit) >= 1000)
+				return -1;
+			v = parse_literal(s);
+			if (v == NULL || json_array_append_new(c->lit, v) != 0)
+				return -1;
+			skip_ws(s);
+			if (**s == ']')
+				break;
+			if (**s != ',')
+				return -1;
+			(*s)++;
+		}
+		(*s)++;
+		return 0;
+	}
 	skip_ws(s);
 	if (strncmp(*s, "!=", 2) == 0 || strncmp(*s, "<>", 2) == 0) {
 		c->op = Q_NE;
@@ -259,6 +284,13 @@ cmp_ok(json_t *v, enum qop op, json_t *lit)
 		    json_number_value(lit)));
 	if (op == Q_NE)
 		return v != NULL && !cmp_ok(v, Q_EQ, lit);
+	if (op == Q_IN) {
+		size_t i;
+		for (i = 0; i < json_array_size(lit); i++)
+			if (cmp_ok(v, Q_EQ, json_array_get(lit, i)))
+				return 1;
+		return 0;
+	}
 	if (v == NULL)
 		return 0;
 	if (json_is_number(v) && json_is_number(lit)) {
