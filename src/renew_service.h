@@ -22,6 +22,9 @@ struct cfg;
 enum fc_err renew_service_start(const struct cfg *cfg, struct db *db);
 /* Applies a reloaded configuration (intervals, window, rates of retry). */
 enum fc_err renew_service_reload(const struct cfg *cfg);
+/* A reloaded CA (SIGHUP, scheduler thread): deliveries from now on carry
+ * chain_pem (copied). FC_OK also when renewal is off. */
+enum fc_err renew_service_chain_set(const char *chain_pem);
 /* Cancels outstanding hub calls and frees everything. Idempotent. */
 void renew_service_stop(void);
 
