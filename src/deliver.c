@@ -159,6 +159,19 @@ deliver_reconfigure(struct deliver *dv, const struct deliver_opts *o)
 	opts_fix(&dv->o);
 }
 
+enum fc_err
+deliver_chain_set(struct deliver *dv, const char *chain_pem)
+{
+	char *c = strdup(chain_pem ? chain_pem : "");
+
+	if (c == NULL)
+		return FC_ENOMEM;
+	free(dv->chain_pem);
+	dv->chain_pem = c;
+	dv->o.chain_pem = c;
+	return FC_OK;
+}
+
 void
 deliver_set_renew(struct deliver *dv, struct renew *r)
 {

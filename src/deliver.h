@@ -61,6 +61,9 @@ enum fc_err deliver_hub_add(struct deliver *dv, const char *name,
 
 /* Applies new [delivery] settings (SIGHUP). */
 void deliver_reconfigure(struct deliver *dv, const struct deliver_opts *o);
+/* A reloaded CA (SIGHUP): payloads built from now on carry chain_pem
+ * (copied). Same thread as the worker. FC_ENOMEM: the old chain stays. */
+enum fc_err deliver_chain_set(struct deliver *dv, const char *chain_pem);
 
 /* Rekey: the renewal module's CSR fetcher (renew.h renew_csr_fn); arg is
  * the struct deliver, which must know the struct renew to answer. */

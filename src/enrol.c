@@ -222,6 +222,7 @@ enrol_new(const struct cfg *cfg, const struct enrol_issuer *issuer,
 		return FC_ENOMEM;
 	pthread_mutex_init(&e->mu, NULL);
 	e->iss = *issuer;
+	e->chain_pem = issuer->chain_pem;
 	e->cfg = cfg;
 	e->ttl = cfg->challenge_ttl_seconds;
 	e->allow_new_key = cfg->allow_new_key;
@@ -287,6 +288,12 @@ enrol_reconfigure(struct enrol *e, const struct cfg *cfg)
 	    cfg->per_address_per_minute, cfg->allow_new_key ? "allowed" :
 	    "refused");
 	return FC_OK;
+}
+
+void
+enrol_chain_set(struct enrol *e, const char *chain_pem)
+{
+	e->chain_pem = chain_pem;
 }
 
 void

@@ -185,6 +185,9 @@ void enrol_free(struct enrol *e);
  * restart. FC_OK.
  */
 enum fc_err enrol_reconfigure(struct enrol *e, const struct cfg *cfg);
+/* A reloaded CA (SIGHUP): answers from now on carry chain_pem (not
+ * copied; the caller keeps every chain it set alive until enrol_free). */
+void enrol_chain_set(struct enrol *e, const char *chain_pem);
 
 /*
  * The two handlers. db is the calling thread's connection, or NULL to borrow

@@ -20,10 +20,16 @@
 #include "log.h"
 #include "signer.h"
 
+#define RETIRED_CA_MAX	64
+
 struct enrol_listener {
 	struct httpd	*h;
 	struct enrol	*e;
 	struct ca	*ca;		/* certificate only: the chain */
+	/* CAs a reload replaced: their chains may still be read by a
+	 * request in flight, so they live until enrol_stop. */
+	struct ca	*retired[RETIRED_CA_MAX];
+	int		 nretired;
 };
 
 /* ---- issuers ---- */
@@ -256,6 +262,8 @@ enrol_stop(struct enrol_listener *l)
 	httpd_free(l->h);	/* joins the threads before e goes */
 	enrol_free(l->e);
 	ca_free(l->ca);
+	while (l->nretired > 0)
+		ca_free(l->retired[--l->nretired]);
 	free(l);
 }
 
@@ -265,6 +273,23 @@ enrol_reload(struct enrol_listener *l, const struct cfg *cfg)
 	if (l == NULL)
 		return FC_OK;
 	return enrol_reconfigure(l->e, cfg);
+}
+
+enum fc_err
+enrol_ca_set(struct enrol_listener *l, struct ca *ca)
+{
+	if (l == NULL) {
+		ca_free(ca);
+		return FC_OK;
+	}
+	if (l->nretired == RETIRED_CA_MAX) {
+		ca_free(ca);
+		return FC_EBUSY;
+	}
+	enrol_chain_set(l->e, ca_chain_pem(ca));
+	l->retired[l->nretired++] = l->ca;
+	l->ca = ca;
+	return FC_OK;
 }
 
 int

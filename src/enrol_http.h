@@ -30,6 +30,11 @@ void enrol_stop(struct enrol_listener *l);
 /* SIGHUP: applies cfg's [enrol] rate limits, TTL and allow_new_key
  * (enrol_reconfigure); NULL l: no-op. FC_OK. */
 enum fc_err enrol_reload(struct enrol_listener *l, const struct cfg *cfg);
+/* SIGHUP, after signer_reload succeeded: answers from now on carry ca's
+ * chain. Takes ca (certificate only) in every case; the replaced one lives
+ * until enrol_stop. FC_EBUSY (ca dropped, old chain stays) after 64
+ * reloads; NULL l: FC_OK. */
+enum fc_err enrol_ca_set(struct enrol_listener *l, struct ca *ca);
 /* The bound TCP port (tests with port 0). */
 int enrol_listener_port(const struct enrol_listener *l);
 /* The endpoint, for enrol_stats_get (metrics). */

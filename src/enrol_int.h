@@ -39,6 +39,8 @@ struct enrol {
 	struct enrol_limit	*per_addr;
 	struct enrol_keys	*keys;
 	struct enrol_issuer	 iss;
+	/* Returned to devices; a CA reload swaps it (enrol_chain_set). */
+	const char *_Atomic	 chain_pem;
 	/* Verified against when the serial is unknown, so that an unknown
 	 * serial costs what a known one costs (no timing oracle). */
 	EVP_PKEY		*decoy;

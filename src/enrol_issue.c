@@ -68,6 +68,7 @@ enrol_issue(struct enrol *e, struct db *db, const struct inv_device *dev,
 	enum fc_err result;
 	json_t *j;
 	int n = 0;
+	const char *chain;
 
 	memset(&row, 0, sizeof(row));
 	memset(&cur, 0, sizeof(cur));
@@ -182,10 +183,11 @@ enrol_issue(struct enrol *e, struct db *db, const struct inv_device *dev,
 		renew_after = out.not_before;
 	fc_time_iso((time_t)out.not_after, na);
 	fc_time_iso((time_t)renew_after, ra);
+	chain = e->chain_pem;
 	result = enrol_answer_json(ans, 200, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}",
 	    "deviceId", dev->device_id, "serial", row.serial,
 	    "certificate", pem, "chain",
-	    e->iss.chain_pem ? e->iss.chain_pem : "",
+	    chain ? chain : "",
 	    "notAfter", na, "renewAfter", ra));
 	if (result == FC_OK) {
 		enrol_stat_add(e, &e->st.reenrolled, "reenrolled");

@@ -97,11 +97,18 @@ log_vemit(enum log_level lvl, const char *fmt, va_list ap, const char *tail)
 	if ((size_t)n >= sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
 	if (tail != NULL && tail[0] != '\0') {
-		m = snprintf(line + n, sizeof(line) - (size_t)n, ": %s", tail);
-		if (m > 0)
-			n += m;
-		if ((size_t)n >= sizeof(line) - 1)
-			n = (int)sizeof(line) - 2;
+		/* Room left, keeping one byte for the newline. */
+		size_t room = sizeof(line) - 1 - (size_t)n, tl = strlen(tail);
+
+		if (room > 2) {
+			memcpy(line + n, ": ", 2);
+			n += 2;
+			room -= 2;
+			if (tl > room)
+				tl = room;
+			memcpy(line + n, tail, tl);
+			n += (int)tl;
+		}
 	}
 	/* One record per line: control characters from outside data
 	 * cannot forge extra log lines. */

@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "api.h"
+#include "ca.h"
 #include "cfgcheck.h"
 #include "config.h"
 #include "db.h"
@@ -177,6 +179,71 @@ str_changed(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
+/* The [ca] file settings the signer's supervisor copied at start. */
+static int
+ca_paths_changed(const struct cfg *old, const struct cfg *nw)
+{
+	return str_changed(old->ca_key, nw->ca_key) ||
+	    str_changed(old->ca_certificate, nw->ca_certificate) ||
+	    str_changed(old->ca_chain, nw->ca_chain) ||
+	    str_changed(old->ca_key_pin_file, nw->ca_key_pin_file) ||
+	    str_changed(old->ca_key_passphrase_file,
+	    nw->ca_key_passphrase_file);
+}
+
+/*
+ * SIGHUP, new CA files at the same paths (a new intermediate certificate
+ * and chain, maybe a new key): the certificate is parsed here, then the
+ * signer starts a candidate worker with the new key and swaps it in only
+ * when the key matches; only then do delivery and the enrolment endpoint
+ * hand out the new chain. Anything refused leaves the running CA serving.
+ */
+static void
+reload_ca(struct daemon *d, const struct cfg *nw)
+{
+	struct ca *nca = NULL;
+	unsigned char fp_cert[32], fp_chain[32];
+	const unsigned char *p;
+	X509_NAME *name = NULL;
+	char why[256], subject[256] = "?", na[21];
+	size_t len = 0;
+
+	if (!d->signer_up || ca_paths_changed(d->cfg, nw))
+		return;
+	fp_file(nw->ca_certificate, 0, fp_cert);
+	fp_file(nw->ca_chain, 0, fp_chain);
+	if (memcmp(fp_cert, d->fp[FP_CA_CERT], 32) == 0 &&
+	    memcmp(fp_chain, d->fp[FP_CA_CHAIN], 32) == 0) {
+		log_debug("reload: CA certificate and chain unchanged");
+		return;
+	}
+	if (ca_load(nw, CA_LOAD_CERT_ONLY, &nca, why, sizeof(why)) != FC_OK)
+		goto refused;
+	p = ca_key_id(nca, &len);
+	if (signer_reload(p, len, why, sizeof(why)) != FC_OK)
+		goto refused;
+	if (renew_service_chain_set(ca_chain_pem(nca)) != FC_OK)
+		log_error("reload: delivery keeps sending the previous chain "
+		    "(out of memory)");
+	p = ca_subject_der(nca, &len);
+	name = d2i_X509_NAME(NULL, &p, (long)len);
+	if (name != NULL)
+		(void)X509_NAME_oneline(name, subject, sizeof(subject));
+	X509_NAME_free(name);
+	fc_time_iso(ca_not_after(nca), na);
+	if (enrol_ca_set(d->enrol, nca) != FC_OK)
+		log_error("reload: the enrolment endpoint keeps sending the "
+		    "previous chain (too many reloads; restart fleetcertd)");
+	memcpy(d->fp[FP_CA_CERT], fp_cert, 32);
+	memcpy(d->fp[FP_CA_CHAIN], fp_chain, 32);
+	log_info("CA reloaded: subject %s, notAfter %s", subject, na);
+	return;
+refused:
+	log_error("reload: new CA refused, the running CA keeps serving: %s",
+	    why);
+	ca_free(nca);
+}
+
 /* Names the settings that only a restart applies. */
 static void
 reload_restart_only(const struct daemon *d, const struct cfg *nw)
@@ -197,12 +264,10 @@ reload_restart_only(const struct daemon *d, const struct cfg *nw)
 	if (str_changed(old->enrol_listen, nw->enrol_listen))
 		log_warn("reload: [enrol] listen changed; takes effect at the "
 		    "next restart");
-	if (str_changed(old->ca_key, nw->ca_key) ||
-	    str_changed(old->ca_certificate, nw->ca_certificate) ||
-	    str_changed(old->ca_chain, nw->ca_chain) ||
-	    old->validity_days != nw->validity_days)
-		log_warn("reload: [ca] changed; the signer and the enrolment "
-		    "endpoint keep the running CA until the next restart");
+	if (ca_paths_changed(old, nw) || old->validity_days != nw->validity_days)
+		log_warn("reload: [ca] settings changed; the signer and the "
+		    "enrolment endpoint keep the running CA until the next "
+		    "restart (new content at the same paths is reloaded)");
 	if (str_changed(old->api_tokens_file, nw->api_tokens_file))
 		log_warn("reload: [api] tokens_file changed; takes effect at "
 		    "the next restart");
@@ -210,7 +275,9 @@ reload_restart_only(const struct daemon *d, const struct cfg *nw)
 	 * compared with what the running daemon loaded at start-up. */
 	fp_all(nw, fp);
 	for (i = 0; i < FP_N; i++)
-		if (memcmp(fp[i], d->fp[i], 32) != 0)
+		if (memcmp(fp[i], d->fp[i], 32) != 0 && !(d->signer_up &&
+		    !ca_paths_changed(old, nw) &&
+		    (i == FP_CA_CERT || i == FP_CA_CHAIN)))
 			log_warn("reload: the file of %s differs from the one "
 			    "loaded at start-up; restart fleetcertd to use it",
 			    fp_names[i]);
@@ -247,12 +314,13 @@ daemon_reload(void *arg)
 	reload_restart_only(d, nw);
 
 	/* Modules that apply new settings at run time, in start order
-	 * (renewal, delivery and the enrolment endpoint's TTL and rate
-	 * limits do; the CA certificate and chain, the enrolment endpoint's
-	 * listen address and TLS certificate and the API tokens apply at
-	 * restart). A module reload function must leave its module unchanged
+	 * (the CA files at unchanged paths, renewal, delivery and the
+	 * enrolment endpoint's TTL and rate limits do; [ca] paths, the
+	 * enrolment endpoint's listen address and TLS certificate and the
+	 * API tokens apply at restart). A module reload function must leave its module unchanged
 	 * when it fails; it returns an fc_err and logs the cause itself. */
 	log_set_level((enum log_level)nw->log_level);
+	reload_ca(d, nw);
 	if (renew_service_reload(nw) != FC_OK)
 		log_error("reload: renewal keeps its previous settings");
 	if (enrol_reload(d->enrol, nw) != FC_OK)

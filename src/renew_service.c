@@ -459,6 +459,14 @@ renew_service_reload(const struct cfg *cfg)
 	return FC_OK;
 }
 
+enum fc_err
+renew_service_chain_set(const char *chain_pem)
+{
+	if (rs.deliver == NULL)
+		return FC_OK;
+	return deliver_chain_set(rs.deliver, chain_pem);
+}
+
 void
 renew_service_stop(void)
 {

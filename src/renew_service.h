@@ -30,6 +30,9 @@ void renew_service_kick(void);
  * api_start. FC_OK or api_route_add's failure.
  */
 enum fc_err renew_api_register(void);
+/* A reloaded CA (SIGHUP, scheduler thread): deliveries from now on carry
+ * chain_pem (copied). FC_OK also when renewal is off. */
+enum fc_err renew_service_chain_set(const char *chain_pem);
 /* Cancels outstanding hub calls and frees everything. Idempotent. */
 void renew_service_stop(void);
 

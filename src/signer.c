@@ -286,6 +286,17 @@ worker_main(const struct cfg *cfg, int fd)
 	a.h.magic = SIGNER_MAGIC;
 	a.h.type = SIGNER_READY;
 	a.h.length = offsetof(struct signer_answer_msg, der);
+	if (r == FC_OK) {
+		/* The key identifier of the certificate the key was checked
+		 * against: the main process compares it on a reload. */
+		size_t kl = 0;
+		const unsigned char *kid = ca_key_id(ca, &kl);
+		if (kl <= SIGNER_KEY_ID_MAX) {
+			memcpy(a.der, kid, kl);
+			a.der_len = (uint32_t)kl;
+			a.h.length += (uint32_t)kl;
+		}
+	}
 	a.status = (int32_t)r;
 	a.pid = (int32_t)getpid();
 	snprintf(a.why, sizeof(a.why), "%s", why);
@@ -301,12 +312,13 @@ worker_main(const struct cfg *cfg, int fd)
 
 /* ------------------------------------------------------------ supervisor */
 
+/* Hands fd to the main process with a tag: 'F' a (re)started worker,
+ * 'C' a candidate worker for a reload. */
 static int
-send_fd(int ctl, int fd)
+send_fd(int ctl, int fd, char byte)
 {
 	struct msghdr msg = { 0 };
 	struct iovec iov;
-	char byte = 'F';
 	union {
 		struct cmsghdr	hdr;
 		char		buf[CMSG_SPACE(sizeof(int))];
@@ -331,7 +343,8 @@ send_fd(int ctl, int fd)
 /*
  * Waits up to ms for a word from the main process on ctl. Returns 1 when
  * ctl closed (main process gone), 2 for a request to end the worker (it
- * hangs), 0 otherwise.
+ * hangs), 3 for a reload ('R'), 4 and 5 for the verdict on a candidate
+ * ('Y' take it, 'N' drop it), 0 otherwise.
  */
 static int
 ctl_poll(int ctl, int ms)
@@ -345,7 +358,82 @@ ctl_poll(int ctl, int ms)
 	n = recv(ctl, &b, 1, MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		return 1;
-	return n == 1 && b == 'K' ? 2 : 0;
+	if (n != 1)
+		return 0;
+	return b == 'K' ? 2 : b == 'R' ? 3 : b == 'Y' ? 4 : b == 'N' ? 5 : 0;
+}
+
+static void
+reap(pid_t w)
+{
+	kill(w, SIGKILL);
+	while (waitpid(w, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Forks a worker on a new socketpair; *fd: the main process's end. */
+static pid_t
+worker_fork(const struct cfg *cfg, int ctl, int *fd)
+{
+	int sv[2];
+	pid_t w;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		fatal("signer: socketpair: %s", strerror(errno));
+	w = fork();
+	if (w < 0)
+		fatal("signer: fork: %s", strerror(errno));
+	if (w == 0) {
+		close(ctl);
+		close(sv[0]);
+		worker_main(cfg, sv[1]);
+	}
+	close(sv[1]);
+	*fd = sv[0];
+	return w;
+}
+
+/*
+ * A reload ('R'): starts a candidate worker, which loads the CA files
+ * again, and hands its socket to the main process, which reads its READY
+ * and answers 'Y' (take it: the old worker w is ended) or 'N' (drop it:
+ * w keeps serving). The main process holds its request mutex meanwhile,
+ * so nothing else arrives on ctl. Returns the worker that now serves.
+ */
+static pid_t
+reload(const struct cfg *cfg, int ctl, pid_t w)
+{
+	pid_t c;
+	int fd, i, v = 0;
+
+	c = worker_fork(cfg, ctl, &fd);
+	if (send_fd(ctl, fd, 'C') != 0) {
+		reap(c);
+		reap(w);
+		_exit(0);
+	}
+	close(fd);
+	/* The main process waits at most 30 s for READY; then answers. */
+	for (i = 0; i < 5 * 60 && v == 0; i++) {
+		v = ctl_poll(ctl, 200);
+		if (v == 1) {
+			reap(c);
+			reap(w);
+			_exit(0);
+		}
+		if (v != 4 && v != 5)
+			v = 0;
+	}
+	if (v != 4) {
+		log_info("signer: reload: candidate worker %ld dropped; worker "
+		    "%ld keeps serving", (long)c, (long)w);
+		reap(c);
+		return w;
+	}
+	log_info("signer: reload: worker %ld replaces worker %ld", (long)c,
+	    (long)w);
+	reap(w);
+	return c;
 }
 
 void
@@ -362,44 +450,35 @@ signer_supervisor_run(const struct cfg *cfg, int ctl)
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
-		int sv[2], status = 0;
+		int fd, status = 0;
 		pid_t w;
 		time_t started;
 
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-		    sv) != 0)
-			fatal("signer: socketpair: %s", strerror(errno));
 		started = time(NULL);
-		w = fork();
-		if (w < 0)
-			fatal("signer: fork: %s", strerror(errno));
-		if (w == 0) {
-			close(ctl);
-			close(sv[0]);
-			worker_main(cfg, sv[1]);
-		}
-		close(sv[1]);
-		if (send_fd(ctl, sv[0]) != 0) {
+		w = worker_fork(cfg, ctl, &fd);
+		if (send_fd(ctl, fd, 'F') != 0) {
 			/* The main process is gone. */
-			kill(w, SIGKILL);
-			waitpid(w, NULL, 0);
+			reap(w);
 			_exit(0);
 		}
-		close(sv[0]);
+		close(fd);
 		for (;;) {
 			pid_t got = waitpid(w, &status, WNOHANG);
 			if (got == w)
 				break;
 			switch (ctl_poll(ctl, 200)) {
 			case 1:
-				kill(w, SIGKILL);
-				waitpid(w, NULL, 0);
+				reap(w);
 				_exit(0);
 			case 2:
 				/* Not reaped yet, so w is still our child. */
 				log_error("signer: worker %ld does not answer; "
 				    "ending it", (long)w);
 				kill(w, SIGKILL);
+				break;
+			case 3:
+				w = reload(cfg, ctl, w);
+				started = time(NULL);
 				break;
 			}
 		}

@@ -39,6 +39,20 @@ enum fc_err signer_start(const struct cfg *cfg, char *why, size_t whylen);
 void signer_stop(void);
 
 /*
+ * SIGHUP: has the supervisor start a candidate worker, which loads the CA
+ * files again (same paths as at start) and checks its key against the
+ * certificate. The candidate replaces the running worker only when it is
+ * ready and its certificate's key identifier is key_id (that of the
+ * certificate the caller loaded); otherwise it is dropped and the running
+ * worker keeps serving. FC_OK: swapped. Else the reason is in why (never
+ * key material or a PIN): FC_ECRYPTO/FC_EINVAL (the new files are
+ * refused), FC_EBUSY (no worker up, or one restarted meanwhile: retry),
+ * FC_EIO (supervisor trouble). Blocks requests while it runs (<= 30 s).
+ */
+enum fc_err signer_reload(const unsigned char *key_id, size_t key_id_len,
+    char *why, size_t whylen);
+
+/*
  * Issues a certificate through the signer (see ca_cert_issue for req and
  * the checks; the signer repeats them). On FC_OK *out is a new certificate
  * (ca_cert_free). Refusals: FC_EINVAL/FC_ECONFLICT with why. Signer trouble:
@@ -89,6 +103,7 @@ void signer_supervisor_run(const struct cfg *cfg, int ctl)
 /* Wire format (both sides, and tests of forged requests). */
 #define SIGNER_MAGIC		0x66637331u	/* "fcs1" */
 #define SIGNER_MSG_MAX		(64 * 1024)
+#define SIGNER_KEY_ID_MAX	64	/* READY carries the CA's key id */
 enum signer_type {
 	SIGNER_ISSUE_SPKI = 1,
 	SIGNER_ISSUE_CSR,

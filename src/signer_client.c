@@ -56,8 +56,10 @@ set_down(const char *reason)
 	pthread_mutex_unlock(&cl.st_mu);
 }
 
+/* A socket from the supervisor; *tag (may be NULL): 'F' a (re)started
+ * worker, 'C' a reload's candidate. -1: nothing within ms; -2: gone. */
 static int
-recv_fd(int ctl, int ms)
+recv_fd(int ctl, int ms, char *tag)
 {
 	struct msghdr msg = { 0 };
 	struct iovec iov;
@@ -85,6 +87,8 @@ recv_fd(int ctl, int ms)
 	    c->cmsg_len != CMSG_LEN(sizeof(int)))
 		return -2;
 	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (tag != NULL)
+		*tag = byte;
 	return fd;
 }
 
@@ -132,7 +136,7 @@ worker_get(int fd_ms, int ready_ms)
 	if (cl.pending < 0) {
 		if (cl.ctl < 0)
 			return FC_EIO;
-		fd = recv_fd(cl.ctl, fd_ms);
+		fd = recv_fd(cl.ctl, fd_ms, NULL);
 		if (fd == -2) {
 			set_down("signer supervisor is gone");
 			close(cl.ctl);
@@ -151,7 +155,8 @@ worker_get(int fd_ms, int ready_ms)
 	if (r == FC_EBUSY && ready_ms == 0)
 		return FC_EBUSY;
 	cl.pending = -1;
-	if (r != FC_OK || n != offsetof(struct signer_answer_msg, der)) {
+	if (r != FC_OK || a.der_len > SIGNER_KEY_ID_MAX ||
+	    n != offsetof(struct signer_answer_msg, der) + a.der_len) {
 		close(fd);
 		set_down("signer worker did not start");
 		return FC_EIO;
@@ -280,6 +285,89 @@ signer_stop(void)
 	snprintf(cl.st.reason, sizeof(cl.st.reason), "stopped");
 	pthread_mutex_unlock(&cl.st_mu);
 	pthread_mutex_unlock(&cl.mu);
+}
+
+enum fc_err
+signer_reload(const unsigned char *key_id, size_t key_id_len, char *why,
+    size_t whylen)
+{
+	struct signer_answer_msg a;
+	size_t n = 0;
+	enum fc_err r;
+	char tag = 0, verdict = 'N';
+	int fd;
+
+	pthread_mutex_lock(&cl.mu);
+	r = worker_get(0, READY_TIMEOUT_MS);
+	if (r != FC_OK) {
+		snprintf(why, whylen, "the signer is not running (%s); it "
+		    "loads the new files when it starts again", fc_strerror(r));
+		r = FC_EBUSY;
+		goto out;
+	}
+	if (send(cl.ctl, "R", 1, MSG_NOSIGNAL) != 1) {
+		snprintf(why, whylen, "signer supervisor is gone");
+		r = FC_EIO;
+		goto out;
+	}
+	fd = recv_fd(cl.ctl, READY_TIMEOUT_MS, &tag);
+	if (fd < 0) {
+		snprintf(why, whylen, "signer supervisor did not answer");
+		r = FC_EIO;
+		goto out;
+	}
+	if (tag != 'C') {
+		/* The worker died before the supervisor read 'R': this is
+		 * its restarted successor, which loaded the new files. */
+		close(cl.data);
+		cl.data = -1;
+		cl.pending = fd;
+		snprintf(why, whylen, "the signer worker restarted meanwhile");
+		r = FC_EBUSY;
+		goto out;
+	}
+	r = recv_msg(fd, &a, sizeof(a), SIGNER_READY, READY_TIMEOUT_MS, &n);
+	if (r != FC_OK || a.der_len > SIGNER_KEY_ID_MAX ||
+	    n != offsetof(struct signer_answer_msg, der) + a.der_len) {
+		snprintf(why, whylen, "the new signer worker did not start");
+		r = FC_EIO;
+	} else if (a.status != FC_OK) {
+		a.why[sizeof(a.why) - 1] = '\0';
+		snprintf(why, whylen, "the signer cannot load the new CA: %s",
+		    a.why);
+		r = a.status > FC_OK && a.status <= FC_EBUSY ?
+		    (enum fc_err)a.status : FC_ECRYPTO;
+	} else if (a.der_len != key_id_len ||
+	    memcmp(a.der, key_id, key_id_len) != 0) {
+		snprintf(why, whylen, "the signer loaded a different "
+		    "certificate (files changed during the reload?)");
+		r = FC_ECONFLICT;
+	} else {
+		verdict = 'Y';
+	}
+	if (send(cl.ctl, &verdict, 1, MSG_NOSIGNAL) != 1) {
+		snprintf(why, whylen, "signer supervisor is gone");
+		verdict = 'N';
+		r = FC_EIO;
+	}
+	if (verdict != 'Y') {
+		close(fd);
+		goto out;
+	}
+	{
+		struct timeval tv = { ISSUE_TIMEOUT_MS / 1000, 0 };
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	close(cl.data);
+	cl.data = fd;
+	pthread_mutex_lock(&cl.st_mu);
+	cl.st.worker_pid = a.pid;
+	pthread_mutex_unlock(&cl.st_mu);
+	log_info("signer: worker %ld serves the reloaded CA", (long)a.pid);
+	r = FC_OK;
+out:
+	pthread_mutex_unlock(&cl.mu);
+	return r;
 }
 
 /* Between requests: notices a dead worker (EOF on its socket) and picks
