@@ -192,6 +192,23 @@ db_stmt(struct db *db, const char *sql)
 	return db->cache_stmt[i];
 }
 
+void
+db_col_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+enum fc_err
+db_step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? FC_OK : db_fail(db, what);
+}
+
 enum fc_err
 db_fail(struct db *db, const char *what)
 {

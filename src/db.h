@@ -68,6 +68,13 @@ enum fc_err db_exec(struct db *db, const char *sql);
  */
 sqlite3_stmt *db_stmt(struct db *db, const char *sql);
 
+/* Copies text column col of st into dst (cap bytes, "" for NULL). */
+void db_col_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
+
+/* Steps a statement that returns no row and resets it: FC_OK or FC_EDB
+ * (logged with what). */
+enum fc_err db_step_done(struct db *db, sqlite3_stmt *st, const char *what);
+
 /* Logs the connection's last error for what ("insert device X"); FC_EDB. */
 enum fc_err db_fail(struct db *db, const char *what);
 

@@ -78,6 +78,10 @@ void fc_time_iso(time_t t, char out[21]);
 enum fc_err fc_b64_encode(const unsigned char *in, size_t len, char **out);
 enum fc_err fc_b64_decode(const char *in, unsigned char **out, size_t *len);
 
+/* JSON string content (no quotes) of s into dst (cap bytes), escaping
+ * quotes, backslashes and control characters; truncated to fit. */
+void fc_json_escape(char *dst, size_t cap, const char *s);
+
 #define FC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -149,14 +149,6 @@ inv_device_check(const struct inv_device *d, char *err, size_t errlen)
 	return FC_OK;
 }
 
-static void
-copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
 static enum fc_err
 copy_blob(unsigned char **dst, size_t *len, sqlite3_stmt *st, int col)
 {
@@ -183,13 +175,13 @@ static enum fc_err
 row_device(sqlite3_stmt *st, int base, struct inv_device *d, int with_key)
 {
 	memset(d, 0, sizeof(*d));
-	copy_text(d->device_id, sizeof(d->device_id), st, base + 0);
-	copy_text(d->se_serial, sizeof(d->se_serial), st, base + 1);
-	copy_text(d->hub, sizeof(d->hub), st, base + 2);
+	db_col_text(d->device_id, sizeof(d->device_id), st, base + 0);
+	db_col_text(d->se_serial, sizeof(d->se_serial), st, base + 1);
+	db_col_text(d->hub, sizeof(d->hub), st, base + 2);
 	d->auth_type = (enum inv_auth)inv_auth_parse(
 	    (const char *)sqlite3_column_text(st, base + 3));
-	copy_text(d->owner, sizeof(d->owner), st, base + 5);
-	copy_text(d->batch, sizeof(d->batch), st, base + 6);
+	db_col_text(d->owner, sizeof(d->owner), st, base + 5);
+	db_col_text(d->batch, sizeof(d->batch), st, base + 6);
 	d->status = (enum inv_dev_status)inv_dev_status_parse(
 	    (const char *)sqlite3_column_text(st, base + 7));
 	d->rekey = sqlite3_column_int(st, base + 8);
@@ -217,12 +209,12 @@ static enum fc_err
 row_cert(sqlite3_stmt *st, int base, struct inv_cert *c, int with_der)
 {
 	memset(c, 0, sizeof(*c));
-	copy_text(c->serial, sizeof(c->serial), st, base + 0);
-	copy_text(c->device_id, sizeof(c->device_id), st, base + 1);
+	db_col_text(c->serial, sizeof(c->serial), st, base + 0);
+	db_col_text(c->device_id, sizeof(c->device_id), st, base + 1);
 	c->not_before = sqlite3_column_int64(st, base + 3);
 	c->not_after = sqlite3_column_int64(st, base + 4);
-	copy_text(c->sha1, sizeof(c->sha1), st, base + 5);
-	copy_text(c->sha256, sizeof(c->sha256), st, base + 6);
+	db_col_text(c->sha1, sizeof(c->sha1), st, base + 5);
+	db_col_text(c->sha256, sizeof(c->sha256), st, base + 6);
 	c->status = (enum inv_cert_status)inv_cert_status_parse(
 	    (const char *)sqlite3_column_text(st, base + 7));
 	c->revoked_at = sqlite3_column_int64(st, base + 8);
@@ -230,7 +222,7 @@ row_cert(sqlite3_stmt *st, int base, struct inv_cert *c, int with_der)
 	c->issued_by = (enum inv_issuer)name_parse(
 	    (const char *)sqlite3_column_text(st, base + 10), issuer_names,
 	    FC_ARRAY_LEN(issuer_names));
-	copy_text(c->renewed_from, sizeof(c->renewed_from), st, base + 11);
+	db_col_text(c->renewed_from, sizeof(c->renewed_from), st, base + 11);
 	c->created_at = sqlite3_column_int64(st, base + 12);
 	c->updated_at = sqlite3_column_int64(st, base + 13);
 	if (with_der)
@@ -380,25 +372,6 @@ update_one(struct db *db, const char *q, const char *a, const char *id,
 	return sqlite3_changes(db->h) == 1 ? FC_OK : FC_ENOTFOUND;
 }
 
-/* JSON string body without quotes: escapes what JSON requires. */
-static void
-json_escape(char *dst, size_t cap, const char *s)
-{
-	size_t o = 0;
-
-	for (; s != NULL && *s != '\0' && o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)c;
-		} else if (c < 0x20) {
-			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
-		} else
-			dst[o++] = (char)c;
-	}
-	dst[o] = '\0';
-}
-
 enum fc_err
 inv_device_set_status(struct db *db, const char *device_id,
     enum inv_dev_status status, const char *actor, const char *reason)
@@ -416,7 +389,7 @@ inv_device_set_status(struct db *db, const char *device_id,
 	if (result != FC_OK)
 		goto out;
 	snprintf(action, sizeof(action), "device.%s", inv_dev_status_name(status));
-	json_escape(esc, sizeof(esc), reason);
+	fc_json_escape(esc, sizeof(esc), reason);
 	snprintf(detail, sizeof(detail), "{\"reason\":\"%s\"}", esc);
 	result = audit_append(db, actor, action, device_id, NULL, detail);
 	if (result != FC_OK)
@@ -444,7 +417,7 @@ inv_device_set_owner(struct db *db, const char *device_id, const char *owner,
 	result = update_one(db, q, owner, device_id, "update device owner");
 	if (result != FC_OK)
 		goto out;
-	json_escape(esc, sizeof(esc), owner);
+	fc_json_escape(esc, sizeof(esc), owner);
 	snprintf(detail, sizeof(detail), "{\"owner\":\"%s\"}", esc);
 	result = audit_append(db, actor, "device.transfer", device_id, NULL,
 	    detail);

@@ -15,42 +15,6 @@
 #include "inventory_renew.h"
 #include "log.h"
 
-static void
-text_copy(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
-}
-
-/* JSON string content (no quotes) of s, truncated to fit cap. */
-static void
-json_text(char *dst, size_t cap, const char *s)
-{
-	size_t o = 0;
-
-	for (; s != NULL && *s != '\0' && o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)c;
-		} else if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
-		else
-			dst[o++] = (char)c;
-	}
-	dst[o] = '\0';
-}
-
-static enum fc_err
-step_done(struct db *db, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? FC_OK : db_fail(db, what);
-}
-
 #define DL_COLS "dl.serial, dl.device_id, dl.step, dl.attempts," \
 	" dl.next_attempt_at, dl.created_at, d.hub, d.auth_type, n.status," \
 	" o.serial, o.not_after, n.renew_at, n.not_after, d.status"
@@ -63,18 +27,18 @@ static void
 row_delivery(sqlite3_stmt *st, struct inv_delivery *d)
 {
 	memset(d, 0, sizeof(*d));
-	text_copy(d->serial, sizeof(d->serial), st, 0);
-	text_copy(d->device_id, sizeof(d->device_id), st, 1);
-	text_copy(d->step, sizeof(d->step), st, 2);
+	db_col_text(d->serial, sizeof(d->serial), st, 0);
+	db_col_text(d->device_id, sizeof(d->device_id), st, 1);
+	db_col_text(d->step, sizeof(d->step), st, 2);
 	d->attempts = sqlite3_column_int(st, 3);
 	d->next_attempt_at = sqlite3_column_int64(st, 4);
 	d->created_at = sqlite3_column_int64(st, 5);
-	text_copy(d->hub, sizeof(d->hub), st, 6);
+	db_col_text(d->hub, sizeof(d->hub), st, 6);
 	d->auth_type = (enum inv_auth)inv_auth_parse(
 	    (const char *)sqlite3_column_text(st, 7));
 	d->cert_status = (enum inv_cert_status)inv_cert_status_parse(
 	    (const char *)sqlite3_column_text(st, 8));
-	text_copy(d->old_serial, sizeof(d->old_serial), st, 9);
+	db_col_text(d->old_serial, sizeof(d->old_serial), st, 9);
 	d->old_not_after = sqlite3_column_int64(st, 10);
 	d->renew_at = sqlite3_column_int64(st, 11);
 	d->not_after = sqlite3_column_int64(st, 12);
@@ -155,7 +119,7 @@ inv_delivery_update(struct db *db, const char *serial, const char *step,
 		sqlite3_bind_text(st, 4, last_error, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, fc_now());
 	sqlite3_bind_text(st, 6, serial, -1, SQLITE_STATIC);
-	result = step_done(db, st, "update delivery");
+	result = db_step_done(db, st, "update delivery");
 	if (result == FC_OK && sqlite3_changes(db->h) != 1)
 		result = FC_ENOTFOUND;
 	return result;
@@ -185,7 +149,7 @@ inv_delivery_finish(struct db *db, const char *serial, const char *step,
 			goto out;
 	}
 	snprintf(action, sizeof(action), "delivery.%s", step);
-	json_text(esc, sizeof(esc), why);
+	fc_json_escape(esc, sizeof(esc), why);
 	snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"attempts\":%d}",
 	    esc, d.attempts);
 	result = audit_append(db, actor, action, d.device_id, serial, detail);
@@ -241,7 +205,7 @@ inv_delivery_confirm(struct db *db, const char *serial, const char *next_step,
 	}
 	sqlite3_bind_int64(st, 1, fc_now());
 	sqlite3_bind_text(st, 2, d.device_id, -1, SQLITE_STATIC);
-	result = step_done(db, st, "clear needs_reenrol");
+	result = db_step_done(db, st, "clear needs_reenrol");
 	if (result != FC_OK)
 		goto out;
 	result = inv_delivery_update(db, serial, next_step, d.attempts,
@@ -279,7 +243,7 @@ inv_delivery_flag_expired(struct db *db, int64_t now, int *n)
 	if (st == NULL)
 		return FC_EDB;
 	sqlite3_bind_int64(st, 1, now);
-	result = step_done(db, st, "flag devices needing re-enrolment");
+	result = db_step_done(db, st, "flag devices needing re-enrolment");
 	if (result == FC_OK)
 		*n = sqlite3_changes(db->h);
 	return result;

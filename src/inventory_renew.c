@@ -34,43 +34,6 @@ inv_renew_at(const char *device_id, int64_t not_after, int64_t before_s,
 	return not_after - before_s + (int64_t)(h % (uint64_t)(jitter_s + 1));
 }
 
-static void
-text_copy(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", t != NULL ? (const char *)t : "");
-}
-
-/* JSON string content (no quotes) of s, truncated to fit cap. */
-static void
-json_text(char *dst, size_t cap, const char *s)
-{
-	size_t o = 0;
-
-	for (; s != NULL && *s != '\0' && o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)c;
-		} else if (c < 0x20 || c == 0x7f)
-			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
-		else
-			dst[o++] = (char)c;
-	}
-	dst[o] = '\0';
-}
-
-/* Runs a statement that returns no rows; FC_OK or FC_EDB (logged). */
-static enum fc_err
-step_done(struct db *db, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? FC_OK : db_fail(db, what);
-}
-
 enum fc_err
 inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
     int limit, int *n)
@@ -119,7 +82,7 @@ inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
 	for (i = 0; i < count && result == FC_OK; i++) {
 		sqlite3_bind_int64(upd, 1, at[i]);
 		sqlite3_bind_int64(upd, 2, rows[i]);
-		result = step_done(db, upd, "schedule renewal");
+		result = db_step_done(db, upd, "schedule renewal");
 	}
 	if (result != FC_OK)
 		goto out;
@@ -163,7 +126,7 @@ inv_renew_window_sync(struct db *db, int64_t before_s, int64_t jitter_s,
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		text_copy(have, sizeof(have), st, 0);
+		db_col_text(have, sizeof(have), st, 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		result = db_fail(db, "read renewal window");
@@ -177,7 +140,7 @@ inv_renew_window_sync(struct db *db, int64_t before_s, int64_t jitter_s,
 				result = FC_EDB;
 				goto out;
 			}
-			result = step_done(db, st, "reset renewal schedule");
+			result = db_step_done(db, st, "reset renewal schedule");
 			if (result != FC_OK)
 				goto out;
 			*reset = 1;
@@ -188,7 +151,7 @@ inv_renew_window_sync(struct db *db, int64_t before_s, int64_t jitter_s,
 			goto out;
 		}
 		sqlite3_bind_text(st, 1, want, -1, SQLITE_TRANSIENT);
-		result = step_done(db, st, "store renewal window");
+		result = db_step_done(db, st, "store renewal window");
 		if (result != FC_OK)
 			goto out;
 	}
@@ -248,14 +211,14 @@ inv_renew_due_get(struct db *db, int64_t rowid,
 	}
 	memset(&d, 0, sizeof(d));
 	d.rowid = rowid;
-	text_copy(d.serial, sizeof(d.serial), st, 0);
-	text_copy(d.device_id, sizeof(d.device_id), st, 1);
+	db_col_text(d.serial, sizeof(d.serial), st, 0);
+	db_col_text(d.device_id, sizeof(d.device_id), st, 1);
 	d.not_after = sqlite3_column_int64(st, 2);
 	d.renew_at = sqlite3_column_int64(st, 3);
 	d.der = sqlite3_column_blob(st, 4);
 	d.der_len = (size_t)sqlite3_column_bytes(st, 4);
-	text_copy(d.se_serial, sizeof(d.se_serial), st, 5);
-	text_copy(d.hub, sizeof(d.hub), st, 6);
+	db_col_text(d.se_serial, sizeof(d.se_serial), st, 5);
+	db_col_text(d.hub, sizeof(d.hub), st, 6);
 	d.auth_type = (enum inv_auth)inv_auth_parse(
 	    (const char *)sqlite3_column_text(st, 7));
 	d.dev_status = (enum inv_dev_status)inv_dev_status_parse(
@@ -278,7 +241,7 @@ inv_renew_postpone(struct db *db, const char *serial, int64_t renew_at)
 		return FC_EDB;
 	sqlite3_bind_int64(st, 1, renew_at);
 	sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
-	return step_done(db, st, "postpone renewal");
+	return db_step_done(db, st, "postpone renewal");
 }
 
 enum fc_err
@@ -318,7 +281,7 @@ inv_renew_request(struct db *db, const char *device_id, int rekey,
 		    db_fail(db, "read device for renewal request");
 		goto out;
 	}
-	text_copy(status, sizeof(status), st, 0);
+	db_col_text(status, sizeof(status), st, 0);
 	will_rekey = rekey || sqlite3_column_int(st, 1) ||
 	    sqlite3_column_int(st, 2);
 	sqlite3_reset(st);
@@ -336,7 +299,7 @@ inv_renew_request(struct db *db, const char *device_id, int rekey,
 	sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		text_copy(cur, sizeof(cur), st, 0);
+		db_col_text(cur, sizeof(cur), st, 0);
 		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
 			why = INV_RENEW_IN_FLIGHT;
 	} else if (rc == SQLITE_DONE)
@@ -356,7 +319,7 @@ inv_renew_request(struct db *db, const char *device_id, int rekey,
 	}
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_text(st, 2, cur, -1, SQLITE_STATIC);
-	if ((result = step_done(db, st, "schedule renewal now")) != FC_OK)
+	if ((result = db_step_done(db, st, "schedule renewal now")) != FC_OK)
 		goto out;
 	if (rekey) {
 		if ((st = db_stmt(db, q_once)) == NULL) {
@@ -365,7 +328,7 @@ inv_renew_request(struct db *db, const char *device_id, int rekey,
 		}
 		sqlite3_bind_int64(st, 1, now);
 		sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
-		if ((result = step_done(db, st, "set one-shot rekey")) != FC_OK)
+		if ((result = db_step_done(db, st, "set one-shot rekey")) != FC_OK)
 			goto out;
 	}
 	snprintf(detail, sizeof(detail), "{\"rekey\":%s}", will_rekey ?
@@ -417,7 +380,7 @@ inv_renew_reserve_row(struct db *db, int64_t old_rowid, const char *old_serial,
 	sqlite3_bind_text(st, 3, old_serial, -1, SQLITE_STATIC);
 	if (old_rowid > 0)
 		sqlite3_bind_int64(st, 4, old_rowid);
-	result = step_done(db, st, "mark renewal in flight");
+	result = db_step_done(db, st, "mark renewal in flight");
 	if (result != FC_OK)
 		goto out;
 	if (sqlite3_changes(db->h) != 1)
@@ -490,7 +453,7 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	sqlite3_bind_int64(st, 6, renew_at);
 	sqlite3_bind_int64(st, 7, now);
 	sqlite3_bind_text(st, 8, c->serial, -1, SQLITE_STATIC);
-	result = step_done(db, st, "record certificate");
+	result = db_step_done(db, st, "record certificate");
 	if (result != FC_OK)
 		goto out;
 	if (sqlite3_changes(db->h) != 1) {
@@ -516,7 +479,7 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	sqlite3_bind_int64(st, 4, now);
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_int64(st, 6, now);
-	result = step_done(db, st, "queue delivery");
+	result = db_step_done(db, st, "queue delivery");
 	if (result != FC_OK)
 		goto out;
 	st = db_stmt(db, q_once);
@@ -525,7 +488,7 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, c->device_id, -1, SQLITE_STATIC);
-	result = step_done(db, st, "clear one-shot rekey");
+	result = db_step_done(db, st, "clear one-shot rekey");
 	if (result != FC_OK)
 		goto out;
 	return db_commit(db);
@@ -548,7 +511,7 @@ inv_renew_clear(struct db *db, const char *serial, int64_t retry_at)
 	sqlite3_bind_int64(st, 1, retry_at);
 	sqlite3_bind_int64(st, 2, fc_now());
 	sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
-	return step_done(db, st, "clear renewal in flight");
+	return db_step_done(db, st, "clear renewal in flight");
 }
 
 enum fc_err
@@ -578,7 +541,7 @@ inv_renew_void(struct db *db, const char *serial, int64_t retry_at,
 	sqlite3_bind_int64(st, 1, fc_now());
 	sqlite3_bind_int(st, 2, CRL_REASON_SUPERSEDED);
 	sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
-	result = step_done(db, st, "void reserved certificate");
+	result = db_step_done(db, st, "void reserved certificate");
 	if (result != FC_OK)
 		goto out;
 	if (sqlite3_changes(db->h) != 1) {
@@ -590,7 +553,7 @@ inv_renew_void(struct db *db, const char *serial, int64_t retry_at,
 	result = inv_renew_clear(db, serial, retry_at);
 	if (result != FC_OK)
 		goto out;
-	json_text(esc, sizeof(esc), why);
+	fc_json_escape(esc, sizeof(esc), why);
 	snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"renewedFrom\":"
 	    "\"%s\"}", esc, c.renewed_from);
 	result = audit_append(db, actor, "cert.void", c.device_id, serial,

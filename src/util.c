@@ -333,3 +333,21 @@ bad:
 	free(buf);
 	return FC_EINVAL;
 }
+
+void
+fc_json_escape(char *dst, size_t cap, const char *s)
+{
+	size_t o = 0;
+
+	for (; s != NULL && *s != '\0' && o + 7 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)c;
+		} else if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
+		else
+			dst[o++] = (char)c;
+	}
+	dst[o] = '\0';
+}
