@@ -20,8 +20,9 @@
 struct cfg;
 struct ca;
 
-/* Certificate serials: 128 random bits as 32 lower-case hex digits, first
- * octet never zero (so the hex form is canonical). */
+/* Certificate serials: 128 bits (48 bits of Unix milliseconds, then 80
+ * random bits) as 32 lower-case hex digits, first octet never zero (so the
+ * hex form is canonical). */
 #define CA_SERIAL_HEX_LEN	32
 /* Largest CSR or SPKI accepted, in bytes. */
 #define CA_INPUT_MAX		8192
@@ -58,8 +59,8 @@ int ca_validity_days(const struct ca *ca);
 int ca_crl_validity_hours(const struct ca *ca);
 
 /*
- * A new certificate serial (CA_SERIAL_HEX_LEN lower-case hex digits + NUL)
- * from the CSPRNG. Called by the main process, which reserves it in the
+ * A new certificate serial (CA_SERIAL_HEX_LEN lower-case hex digits + NUL):
+ * the time in milliseconds, then 80 bits from the CSPRNG. Called by the main process, which reserves it in the
  * database before asking the signer. FC_ECRYPTO if the RNG fails.
  */
 enum fc_err ca_serial_new(char out[FC_CERT_SERIAL_MAX]);

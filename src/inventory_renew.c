@@ -34,6 +34,18 @@ inv_renew_at(const char *device_id, int64_t not_after, int64_t before_s,
 	return not_after - before_s + (int64_t)(h % (uint64_t)(jitter_s + 1));
 }
 
+struct sched_row {
+	int64_t	rowid, at;
+};
+
+static int
+sched_row_cmp(const void *a, const void *b)
+{
+	const struct sched_row *x = a, *y = b;
+
+	return x->rowid < y->rowid ? -1 : x->rowid > y->rowid;
+}
+
 enum fc_err
 inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
     int limit, int *n)
@@ -43,7 +55,7 @@ inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
 	    " WHERE status = 'active' AND renew_at IS NULL LIMIT ?";
 	static const char q_upd[] = "UPDATE certificates SET renew_at = ?"
 	    " WHERE rowid = ?";
-	int64_t *rows = NULL, *at = NULL;
+	struct sched_row *rows = NULL;
 	sqlite3_stmt *sel, *upd;
 	enum fc_err result;
 	int rc, i, count = 0;
@@ -51,12 +63,8 @@ inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
 	if (limit < 1)
 		return FC_EINVAL;
 	rows = calloc((size_t)limit, sizeof(*rows));
-	at = calloc((size_t)limit, sizeof(*at));
-	if (rows == NULL || at == NULL) {
-		free(rows);
-		free(at);
+	if (rows == NULL)
 		return FC_ENOMEM;
-	}
 	result = db_begin(db);
 	if (result != FC_OK)
 		goto done;
@@ -71,17 +79,19 @@ inv_renew_schedule(struct db *db, int64_t before_s, int64_t jitter_s,
 	sqlite3_bind_int(sel, 1, limit);
 	while (count < limit && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		const char *dev = (const char *)sqlite3_column_text(sel, 1);
-		rows[count] = sqlite3_column_int64(sel, 0);
-		at[count] = inv_renew_at(dev ? dev : "",
+		rows[count].rowid = sqlite3_column_int64(sel, 0);
+		rows[count].at = inv_renew_at(dev ? dev : "",
 		    sqlite3_column_int64(sel, 2), before_s, jitter_s);
 		count++;
 	}
 	if (count < limit && rc != SQLITE_DONE)
 		result = db_fail(db, "list unscheduled certificates");
 	sqlite3_reset(sel);
+	/* Written in table order: neighbouring rows share pages. */
+	qsort(rows, (size_t)count, sizeof(*rows), sched_row_cmp);
 	for (i = 0; i < count && result == FC_OK; i++) {
-		sqlite3_bind_int64(upd, 1, at[i]);
-		sqlite3_bind_int64(upd, 2, rows[i]);
+		sqlite3_bind_int64(upd, 1, rows[i].at);
+		sqlite3_bind_int64(upd, 2, rows[i].rowid);
 		result = db_step_done(db, upd, "schedule renewal");
 	}
 	if (result != FC_OK)
@@ -94,7 +104,6 @@ out:
 	db_rollback(db);
 done:
 	free(rows);
-	free(at);
 	return result;
 }
 

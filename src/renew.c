@@ -198,6 +198,8 @@ renew_reconfigure(struct renew *r, const struct renew_opts *o)
 		r->o.batch = 256;
 	if (r->o.retry_s < 1)
 		r->o.retry_s = 3600;
+	if (r->o.schedule_chunk < 1)
+		r->o.schedule_chunk = SCHEDULE_CHUNK;
 	return FC_OK;
 }
 
@@ -602,12 +604,14 @@ renew_run(struct renew *r, int64_t now, int max, int *issued, int *more)
 	int64_t t0;
 
 	r->now = now;
-	do {
-		result = inv_renew_schedule(r->db, r->o.before_s,
-		    r->o.jitter_s, SCHEDULE_CHUNK, &scheduled);
-		if (result != FC_OK)
-			return result;
-	} while (scheduled == SCHEDULE_CHUNK);
+	/* One chunk per pass: after a big import the fleet is scheduled a
+	 * chunk at a time (earliest notAfter first, so whatever is due comes
+	 * first) between renewal batches, instead of holding the scheduler
+	 * thread for the whole fleet (tens of seconds per million). */
+	result = inv_renew_schedule(r->db, r->o.before_s, r->o.jitter_s,
+	    r->o.schedule_chunk, &scheduled);
+	if (result != FC_OK)
+		return result;
 	r->st.scans++;
 	while (total < max) {
 		int want = r->o.batch < max - total ? r->o.batch : max - total;
@@ -668,7 +672,8 @@ renew_run(struct renew *r, int64_t now, int max, int *issued, int *more)
 	if (issued != NULL)
 		*issued = n;
 	if (more != NULL)
-		*more = full && total >= max;
+		*more = (full && total >= max) ||
+		    scheduled == r->o.schedule_chunk;
 	return FC_OK;
 }
 

@@ -50,6 +50,7 @@ struct renew_opts {
 	int		 rekey;		/* [renewal] rekey for every device */
 	int		 batch;		/* renewals per reserve transaction */
 	int		 retry_s;	/* a failed renewal is retried after */
+	int		 schedule_chunk; /* scheduled per pass; 0: 20,000 */
 	renew_issue_fn	*issue;
 	void		*issue_arg;
 	renew_csr_fn	*csr;		/* NULL: rekey devices are postponed */
@@ -91,10 +92,11 @@ enum fc_err renew_reconfigure(struct renew *r, const struct renew_opts *o);
 enum fc_err renew_recover(struct renew *r, int *voided);
 
 /*
- * One pass: schedules unscheduled certificates, then renews up to max
- * certificates due at now, batch by batch. *issued (may be NULL) gets the
- * number of certificates issued (or handed to the CSR fetcher). *more is
- * set to 1 when due certificates remain (call again soon).
+ * One pass: schedules up to o->schedule_chunk unscheduled certificates (earliest
+ * notAfter first), then renews up to max certificates due at now, batch by
+ * batch. *issued (may be NULL) gets the number of certificates issued (or
+ * handed to the CSR fetcher). *more is set to 1 when due certificates or
+ * unscheduled ones may remain (call again soon).
  * FC_EDB on a database failure.
  */
 enum fc_err renew_run(struct renew *r, int64_t now, int max, int *issued,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1112,12 +1113,29 @@ START_TEST(test_serials)
 	char a[FC_CERT_SERIAL_MAX], b[FC_CERT_SERIAL_MAX];
 	int i;
 
+	struct timespec ts;
+	unsigned long long ms, got;
+	int same_ms = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (unsigned long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	for (i = 0; i < 1000; i++) {
 		ck_assert_int_eq(ca_serial_new(a), FC_OK);
 		ck_assert(ca_serial_valid(a));
 		ck_assert_int_eq(ca_serial_new(b), FC_OK);
 		ck_assert_str_ne(a, b);
+		/* 48-bit milliseconds first: b is never older than a. */
+		ck_assert_int_le(strncmp(a, b, 12), 0);
+		if (strncmp(a, b, 12) == 0) {
+			/* The 80 bits after the time are random. */
+			ck_assert_str_ne(a + 12, b + 12);
+			same_ms++;
+		}
 	}
+	ck_assert_int_gt(same_ms, 0);
+	got = strtoull((char[13]){ a[0], a[1], a[2], a[3], a[4], a[5], a[6],
+	    a[7], a[8], a[9], a[10], a[11], '\0' }, NULL, 16);
+	ck_assert(got >= ms && got < ms + 60000);
 	ck_assert(!ca_serial_valid("00112233445566778899aabbccddeeff"));
 	ck_assert(!ca_serial_valid("0112233445566778899aabbccddeeff"));
 	ck_assert(!ca_serial_valid(NULL));

@@ -326,6 +326,43 @@ START_TEST(test_not_due_then_due)
 }
 END_TEST
 
+/* After a big import the fleet is scheduled a chunk per pass, earliest
+ * notAfter first, so what is due is renewed before the rest is scheduled
+ * and no pass holds the scheduler thread for the whole fleet. */
+START_TEST(test_schedule_chunks)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	int issued = 0, more = 0, passes = 0, total = 0;
+
+	fleet("c", 10, 10, 0);		/* due */
+	fleet("d", 30, 200, 0);		/* not due */
+	opts(&o, inproc_issue, NULL);
+	o.schedule_chunk = 7;
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	/* The first chunk was the 7 earliest: all due, all renewed. */
+	ck_assert_int_eq(issued, 7);
+	ck_assert_int_eq(more, 1);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "renew_at IS NOT NULL AND status = 'active'"), 7);
+	total = issued;
+	while (more) {
+		ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more),
+		    FC_OK);
+		total += issued;
+		ck_assert_int_lt(++passes, 10);
+	}
+	/* 40 rows, 7 a pass: 5 more passes (the last one short). */
+	ck_assert_int_eq(passes, 5);
+	ck_assert_int_eq(total, 10);
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "renew_at IS NULL AND status = 'active'"), 0);
+	check_renewed_once(10);
+	renew_close(r);
+}
+END_TEST
+
 START_TEST(test_batches_and_max)
 {
 	struct renew *r = NULL;
@@ -788,6 +825,7 @@ renew_suite(void)
 	tcase_add_test(tc, test_jitter);
 	tcase_add_test(tc, test_scan_plan);
 	tcase_add_test(tc, test_not_due_then_due);
+	tcase_add_test(tc, test_schedule_chunks);
 	tcase_add_test(tc, test_batches_and_max);
 	tcase_add_test(tc, test_recover_reserved);
 	tcase_add_test(tc, test_crash_mid_wave);
