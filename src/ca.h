@@ -60,8 +60,9 @@ int ca_crl_validity_hours(const struct ca *ca);
 
 /*
  * A new certificate serial (CA_SERIAL_HEX_LEN lower-case hex digits + NUL):
- * the time in milliseconds, then 80 bits from the CSPRNG. Called by the main process, which reserves it in the
- * database before asking the signer. FC_ECRYPTO if the RNG fails.
+ * the time in milliseconds, then 80 bits from the CSPRNG. Called by the
+ * main process, which reserves it in the database before asking the
+ * signer. FC_ECRYPTO if the RNG fails.
  */
 enum fc_err ca_serial_new(char out[FC_CERT_SERIAL_MAX]);
 /* 1 if s has the form ca_serial_new() produces, else 0. */
