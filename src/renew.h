@@ -57,7 +57,8 @@ struct renew_opts {
 	void		*csr_arg;
 };
 
-/* Fills o from cfg (signer_issue as issuer, no CSR fetcher, batch 256). */
+/* Fills o from cfg (signer_issue as issuer, no CSR fetcher, batches of
+ * 1,024). */
 void renew_opts_from_cfg(struct renew_opts *o, const struct cfg *cfg);
 
 /* Counters since start, for metrics. */
