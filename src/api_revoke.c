@@ -202,7 +202,7 @@ transfer_post(struct api_call *c, struct httpd_response *r)
 		    nc.not_after, (int64_t)c->cfg->renew_before_days * 86400,
 		    (int64_t)c->cfg->jitter_days * 86400),
 		    d.auth_type == INV_AUTH_SELFSIGNED ? "stage" : "install",
-		    c->actor);
+		    0, c->actor);
 	if (result == FC_OK)
 		result = inv_device_set_owner(db, id, owner, c->actor);
 	if (result == FC_OK)

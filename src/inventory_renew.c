@@ -423,8 +423,30 @@ inv_renew_reserve(struct db *db, const char *old_serial,
 }
 
 enum fc_err
+inv_renew_rekey_wanted(struct db *db, const char *device_id, int *want)
+{
+	static const char q[] = "SELECT rekey, rekey_once FROM devices"
+	    " WHERE device_id = ?";
+	sqlite3_stmt *st = db_stmt(db, q);
+	int rc;
+
+	if (st == NULL)
+		return FC_EDB;
+	sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*want = sqlite3_column_int(st, 0) != 0 ||
+		    sqlite3_column_int(st, 1) != 0;
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return FC_OK;
+	return rc == SQLITE_DONE ? FC_ENOTFOUND :
+	    db_fail(db, "read the device's rekey flags");
+}
+
+enum fc_err
 inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
-    const char *first_step, const char *actor)
+    const char *first_step, int rekeyed, const char *actor)
 {
 	/* inv_cert_complete and the next renew_at in one statement: each
 	 * index of the row changes once. */
@@ -491,6 +513,8 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	result = db_step_done(db, st, "queue delivery");
 	if (result != FC_OK)
 		goto out;
+	if (!rekeyed)
+		return db_commit(db);
 	st = db_stmt(db, q_once);
 	if (st == NULL) {
 		result = FC_EDB;

@@ -123,14 +123,27 @@ enum fc_err inv_renew_reserve_row(struct db *db, int64_t old_rowid,
 /*
  * Records the signed certificate c of a reserved renewal: fills the row
  * (status pending, audited "cert.issue", inv_cert_complete), sets its
- * renew_at (renew_at, the next renewal's start), queues its delivery
- * at step first_step and clears the device's one-shot rekey_once. Call inside the caller's transaction.
+ * renew_at (renew_at, the next renewal's start) and queues its delivery
+ * at step first_step. rekeyed: c was signed from a CSR with a new key;
+ * only then is the device's one-shot rekey_once cleared (a same-key
+ * renewal or reissue leaves an operator's rekey request pending). Call
+ * inside the caller's transaction.
  * FC_ECONFLICT if c->serial is not reserved, or if its device is no longer
  * active (revoked meanwhile: the caller voids the reservation, so that
  * the serial ends on the CRL and the certificate is never delivered).
  */
 enum fc_err inv_renew_record(struct db *db, const struct inv_cert *c,
-    int64_t renew_at, const char *first_step, const char *actor);
+    int64_t renew_at, const char *first_step, int rekeyed,
+    const char *actor);
+
+/*
+ * *want = 1 if device_id's next renewal must ask for a new key
+ * (devices.rekey or the operator's one-shot rekey_once). Read inside the
+ * reservation's transaction, so a request that committed after the due
+ * certificate was read is still honoured. FC_ENOTFOUND: no such device.
+ */
+enum fc_err inv_renew_rekey_wanted(struct db *db, const char *device_id,
+    int *want);
 
 /*
  * Voids a reserved renewal whose signed certificate was never recorded:

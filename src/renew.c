@@ -352,6 +352,23 @@ reserve_batch(struct renew *r, struct batch *b)
 		return result;
 	for (i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
+		if (!it->skip && !it->rekey) {
+			/* An operator's rekey request may have committed after
+			 * the row was read; inside this transaction nothing can
+			 * change it any more. */
+			int want = 0;
+
+			result = inv_renew_rekey_wanted(r->db, it->device_id,
+			    &want);
+			if (result != FC_OK && result != FC_ENOTFOUND)
+				goto out;
+			it->rekey = want;
+			if (want && r->o.csr == NULL) {
+				snprintf(it->why, sizeof(it->why), "rekey needs "
+				    "the hub");
+				it->skip = 1;
+			}
+		}
 		if (it->skip) {
 			log_info("device %s: renewal of %s postponed: %s",
 			    it->device_id, it->old_serial, it->why);
@@ -499,7 +516,7 @@ record_one(struct renew *r, struct item *it)
 	return inv_renew_record(r->db, &c, inv_renew_at(it->device_id,
 	    c.not_after, r->o.before_s, r->o.jitter_s),
 	    it->auth_type == INV_AUTH_SELFSIGNED ? STEP_STAGE : STEP_INSTALL,
-	    ACTOR);
+	    it->rekey, ACTOR);
 }
 
 /* Step 3: record signed certificates and void failed reservations, in the
@@ -713,6 +730,7 @@ renew_csr_done(struct renew *r, const char *serial, const unsigned char *csr,
 	snprintf(it.device_id, sizeof(it.device_id), "%s", dev.device_id);
 	it.auth_type = dev.auth_type;
 	it.reserved = 1;
+	it.rekey = 1;		/* signed from the device's CSR */
 	snprintf(it.why, sizeof(it.why), "%s", why ? why : "no CSR");
 	if (csr != NULL) {
 		memset(&req, 0, sizeof(req));

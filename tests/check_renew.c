@@ -587,6 +587,156 @@ START_TEST(test_request)
 }
 END_TEST
 
+/* CSR fetcher that only notes what it was asked for. */
+static char csr_serial[FC_CERT_SERIAL_MAX];
+static int csr_asked;
+
+static enum fc_err
+noting_csr(void *arg, const char *serial, const char *device_id,
+    const char *hub)
+{
+	(void)arg;
+	(void)device_id;
+	(void)hub;
+	snprintf(csr_serial, sizeof(csr_serial), "%s", serial);
+	csr_asked++;
+	return FC_OK;
+}
+
+/* DER PKCS#10 for CN=cn signed with k. */
+static int
+make_csr(EVP_PKEY *k, const char *cn, unsigned char **der)
+{
+	X509_REQ *q = X509_REQ_new();
+	X509_NAME *n = X509_NAME_new();
+	int len;
+
+	ck_assert_int_eq(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cn, -1, -1, 0), 1);
+	ck_assert_int_eq(X509_REQ_set_subject_name(q, n), 1);
+	ck_assert_int_eq(X509_REQ_set_pubkey(q, k), 1);
+	ck_assert_int_gt(X509_REQ_sign(q, k, EVP_sha256()), 0);
+	*der = NULL;
+	len = i2d_X509_REQ(q, der);
+	ck_assert_int_gt(len, 0);
+	X509_NAME_free(n);
+	X509_REQ_free(q);
+	return len;
+}
+
+/*
+ * The operator's one-shot rekey is cleared only by a renewal signed from
+ * the device's CSR: a same-key renewal or reissue recorded meanwhile (one
+ * already read before the request, or an owner transfer) leaves it set.
+ */
+START_TEST(test_rekey_once)
+{
+	struct renew *r = NULL;
+	struct renew_opts o;
+	struct inv_cert old, nc;
+	struct inv_device dev;
+	struct ca_issue_req req;
+	struct ca_cert *cc = NULL;
+	char serial[FC_CERT_SERIAL_MAX], st[32], why[160];
+	enum inv_renew_refusal refusal = INV_RENEW_ACCEPTED;
+	unsigned char *csr = NULL, *spki = NULL;
+	const unsigned char *p;
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *got;
+	X509 *x;
+	int issued = -1, more = -1, rk = -1, len, want = -1;
+
+	fleet("k", 3, 300, 0);
+	opts(&o, inproc_issue, NULL);
+	o.csr = noting_csr;
+	csr_asked = 0;
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 0);
+	ck_assert_int_eq(inv_renew_rekey_wanted(db, "dev-k-0000", &want),
+	    FC_OK);
+	ck_assert_int_eq(want, 0);
+	ck_assert_int_eq(inv_renew_rekey_wanted(db, "dev-k-nope", &want),
+	    FC_ENOTFOUND);
+
+	/* Same key, recorded while a rekey request is pending (what the
+	 * transfer does): the request survives. */
+	ck_assert_int_eq(inv_renew_request(db, "dev-k-0001", 1, fc_now(),
+	    "test", serial, &rk, &refusal, st, sizeof(st)), FC_OK);
+	ck_assert_int_eq(inv_renew_rekey_wanted(db, "dev-k-0001", &want),
+	    FC_OK);
+	ck_assert_int_eq(want, 1);
+	ck_assert_int_eq(inv_cert_current(db, "dev-k-0001", &old), FC_OK);
+	ck_assert_int_eq(ca_serial_new(serial), FC_OK);
+	ck_assert_int_eq(inv_renew_reserve(db, old.serial, "dev-k-0001",
+	    serial, "test"), FC_OK);
+	p = old.der;
+	x = d2i_X509(NULL, &p, (long)old.der_len);
+	ck_assert_ptr_nonnull(x);
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+	ck_assert_int_gt(len, 0);
+	memset(&req, 0, sizeof(req));
+	req.serial = serial;
+	req.device_id = "dev-k-0001";
+	ck_assert_int_eq(inv_device_get(db, "dev-k-0001", &dev), FC_OK);
+	req.se_serial = dev.se_serial;
+	req.spki = spki;
+	req.spki_len = (size_t)len;
+	ck_assert_msg(ca_cert_issue(ca, &req, &cc, why, sizeof(why)) == FC_OK,
+	    "%s", why);
+	inv_device_clear(&dev);
+	memset(&nc, 0, sizeof(nc));
+	snprintf(nc.serial, sizeof(nc.serial), "%s", cc->serial);
+	snprintf(nc.device_id, sizeof(nc.device_id), "dev-k-0001");
+	nc.der = cc->der;
+	nc.der_len = cc->der_len;
+	nc.not_before = cc->not_before;
+	nc.not_after = cc->not_after;
+	snprintf(nc.sha1, sizeof(nc.sha1), "%s", cc->sha1);
+	snprintf(nc.sha256, sizeof(nc.sha256), "%s", cc->sha256);
+	nc.status = INV_CERT_PENDING;
+	nc.issued_by = INV_ISSUED_RENEWAL;
+	ck_assert_int_eq(inv_renew_record(db, &nc, cc->not_after - DAY,
+	    "install", 0, "test"), FC_OK);
+	ck_assert_int_eq(count("SELECT rekey_once FROM devices WHERE "
+	    "device_id = 'dev-k-0001'"), 1);
+	ca_cert_free(cc);
+	OPENSSL_free(spki);
+	X509_free(x);
+	inv_cert_clear(&old);
+
+	/* Rekey request, then the job: a CSR is asked for; the flag stays
+	 * until the certificate signed from the CSR is recorded. */
+	ck_assert_int_eq(inv_renew_request(db, "dev-k-0000", 1, fc_now(),
+	    "test", serial, &rk, &refusal, st, sizeof(st)), FC_OK);
+	ck_assert_int_eq(rk, 1);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(csr_asked, 1);
+	ck_assert_int_eq(count("SELECT rekey_once FROM devices WHERE "
+	    "device_id = 'dev-k-0000'"), 1);
+	len = make_csr(k, "dev-k-0000", &csr);
+	ck_assert_int_eq(renew_csr_done(r, csr_serial, csr, (size_t)len, NULL),
+	    FC_OK);
+	ck_assert_int_eq(count("SELECT rekey_once FROM devices WHERE "
+	    "device_id = 'dev-k-0000'"), 0);
+	/* The new certificate carries the new key. */
+	ck_assert_int_eq(inv_cert_get(db, csr_serial, &nc), FC_OK);
+	ck_assert_int_eq(nc.status, INV_CERT_PENDING);
+	p = nc.der;
+	x = d2i_X509(NULL, &p, (long)nc.der_len);
+	ck_assert_ptr_nonnull(x);
+	got = X509_get0_pubkey(x);
+	ck_assert_int_eq(EVP_PKEY_eq(got, k), 1);
+	X509_free(x);
+	inv_cert_clear(&nc);
+	OPENSSL_free(csr);
+	EVP_PKEY_free(k);
+	/* dev-k-0001's request is still pending. */
+	ck_assert_int_eq(count("SELECT rekey_once FROM devices WHERE "
+	    "device_id = 'dev-k-0001'"), 1);
+	renew_close(r);
+}
+END_TEST
+
 /* Issuer that suspends the device while its certificate is being signed
  * (an operator revoking it at that moment). */
 static enum fc_err
@@ -831,6 +981,7 @@ renew_suite(void)
 	tcase_add_test(tc, test_crash_mid_wave);
 	tcase_add_test(tc, test_refusal_and_inactive);
 	tcase_add_test(tc, test_request);
+	tcase_add_test(tc, test_rekey_once);
 	tcase_add_test(tc, test_window_change);
 	tcase_add_test(tc, test_revoked_while_signing);
 	tcase_add_test(tc, test_delivery_sql);
