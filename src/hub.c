@@ -93,6 +93,107 @@ opts_fix(struct hub_opts *o)
 		    o->registry_per_minute / 60 : 1;
 }
 
+/* ---- token buckets shared per hub host --------------------------------- */
+
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct hub_shared *shared_head;
+
+/* (Re)makes s's buckets from o unless they were made with the same
+ * settings; tokens already spent stay spent. shared_mu held. */
+static void
+shared_set(struct hub_shared *s, const struct hub_opts *o, int64_t now)
+{
+	double want[4] = { o->rate_per_second, o->burst_calls,
+	    o->registry_per_minute / 60.0, o->burst_registry };
+	double tc, tr;
+	int fresh = s->refs == 0;
+
+	if (!fresh && memcmp(want, s->set, sizeof(want)) == 0)
+		return;
+	pthread_mutex_lock(&s->mu);
+	tc = s->calls.tokens;
+	tr = s->registry.tokens;
+	hub_bucket_init(&s->calls, want[0], want[1], now);
+	hub_bucket_init(&s->registry, want[2], want[3], now);
+	if (!fresh) {
+		if (tc < s->calls.tokens)
+			s->calls.tokens = tc;
+		if (tr < s->registry.tokens)
+			s->registry.tokens = tr;
+	}
+	pthread_mutex_unlock(&s->mu);
+	memcpy(s->set, want, sizeof(want));
+}
+
+static struct hub_shared *
+shared_get(const char *host, const struct hub_opts *o, int64_t now)
+{
+	struct hub_shared *s;
+
+	pthread_mutex_lock(&shared_mu);
+	for (s = shared_head; s != NULL; s = s->next)
+		if (strcmp(s->host, host) == 0)
+			break;
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL) {
+			pthread_mutex_unlock(&shared_mu);
+			return NULL;
+		}
+		snprintf(s->host, sizeof(s->host), "%s", host);
+		pthread_mutex_init(&s->mu, NULL);
+		s->next = shared_head;
+		shared_head = s;
+	}
+	shared_set(s, o, now);
+	s->refs++;
+	pthread_mutex_unlock(&shared_mu);
+	return s;
+}
+
+static void
+shared_put(struct hub_shared *s)
+{
+	struct hub_shared **pp;
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&shared_mu);
+	if (--s->refs == 0) {
+		for (pp = &shared_head; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == s) {
+				*pp = s->next;
+				break;
+			}
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+	}
+	pthread_mutex_unlock(&shared_mu);
+}
+
+enum hub_tokens
+hub_tokens_take(struct hub *h, int registry, int64_t now, int64_t *wait_ms)
+{
+	struct hub_shared *s = h->shared;
+	enum hub_tokens missing = HUB_TOKENS_TAKEN;
+	int64_t w;
+
+	pthread_mutex_lock(&s->mu);
+	w = hub_bucket_wait(&s->calls, now);
+	if (w > 0)
+		missing = HUB_TOKENS_CALLS;
+	else if (registry && (w = hub_bucket_wait(&s->registry, now)) > 0)
+		missing = HUB_TOKENS_REGISTRY;
+	else {
+		if (registry)
+			hub_bucket_take(&s->registry, now);
+		hub_bucket_take(&s->calls, now);
+	}
+	pthread_mutex_unlock(&s->mu);
+	*wait_ms = w;
+	return missing;
+}
+
 enum fc_err
 hub_open_string(const char *name, const char *conn,
     const struct hub_opts *opts, struct hub **out)
@@ -143,10 +244,9 @@ hub_open_string(const char *name, const char *conn,
 	    (long)h->opts.max_in_flight);
 	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
 	    (long)h->opts.max_in_flight);
-	hub_bucket_init(&h->calls, h->opts.rate_per_second,
-	    h->opts.burst_calls, now);
-	hub_bucket_init(&h->registry, h->opts.registry_per_minute / 60.0,
-	    h->opts.burst_registry, now);
+	h->shared = shared_get(h->conn.host, &h->opts, now);
+	if (h->shared == NULL)
+		goto out;
 	if (RAND_bytes((unsigned char *)&h->rng, sizeof(h->rng)) != 1)
 		h->rng = (uint64_t)now ^ (uint64_t)getpid();
 	h->rng |= 1;
@@ -235,6 +335,7 @@ hub_close(struct hub *h)
 		curl_multi_cleanup(h->multi);
 	if (h->token != NULL)
 		fc_secret_free(h->token, strlen(h->token));
+	shared_put(h->shared);
 	hub_conn_clear(&h->conn);
 	pthread_mutex_destroy(&h->mlock);
 	free(h->ca_file);

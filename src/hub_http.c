@@ -513,27 +513,26 @@ start_ready(struct hub *h, int64_t now)
 	enum fc_err result;
 
 	while ((c = *pp) != NULL && h->nrunning < (size_t)h->opts.max_in_flight) {
-		w = hub_bucket_wait(&h->calls, now);
-		if (w > 0) {
+		enum hub_tokens missing = HUB_TOKENS_REGISTRY;
+
+		w = -1;
+		if (!(c->req->registry_write && reg_blocked))
+			missing = hub_tokens_take(h, c->req->registry_write,
+			    now, &w);
+		if (missing == HUB_TOKENS_CALLS) {
 			c->throttled = 1;
 			hint = w;
 			break;
 		}
-		if (c->req->registry_write) {
-			w = reg_blocked ? -1 : hub_bucket_wait(&h->registry,
-			    now);
-			if (w != 0) {
-				if (w > 0 && (hint < 0 || w < hint))
-					hint = w;
-				reg_blocked = 1;
-				c->throttled = 1;
-				last = c;
-				pp = &c->next;
-				continue;
-			}
-			hub_bucket_take(&h->registry, now);
+		if (missing == HUB_TOKENS_REGISTRY) {
+			if (w > 0 && (hint < 0 || w < hint))
+				hint = w;
+			reg_blocked = 1;
+			c->throttled = 1;
+			last = c;
+			pp = &c->next;
+			continue;
 		}
-		hub_bucket_take(&h->calls, now);
 		*pp = c->next;
 		c->next = NULL;
 		if (h->ready_tail == c)

@@ -140,6 +140,23 @@ struct call {
 	int		 throttled;
 };
 
+/*
+ * The token buckets of one IoT hub (by host name), shared by every client
+ * of this process that talks to it: the delivery loop and the revocation
+ * worker each have a client, and the hub's quota is one (hub.c).
+ */
+struct hub_shared {
+	struct hub_shared *next;
+	char		 host[HUB_HOST_MAX];
+	int		 refs;
+	pthread_mutex_t	 mu;
+	struct hub_bucket calls, registry;
+	double		 set[4];	/* rates and bursts they were made with */
+};
+
+/* What hub_tokens_take found missing. */
+enum hub_tokens { HUB_TOKENS_TAKEN, HUB_TOKENS_CALLS, HUB_TOKENS_REGISTRY };
+
 struct hub {
 	char		*name;
 	struct hub_conn	 conn;
@@ -152,7 +169,7 @@ struct hub {
 	size_t		 npool;
 	struct call	*ready, *ready_tail, *waiting, *running;
 	size_t		 pending, nrunning;
-	struct hub_bucket calls, registry;
+	struct hub_shared *shared;	/* the hub's token buckets */
 	uint64_t	 rng;
 	pthread_mutex_t	 mlock;
 	struct hub_metrics metrics;
@@ -160,6 +177,11 @@ struct hub {
 
 /* Monotonic milliseconds. */
 int64_t hub_mono_ms(void);
+/* Takes a call token, and a registry token when registry is set, from h's
+ * shared buckets, both or neither. Otherwise *wait_ms gets the
+ * milliseconds until the missing one is due. Thread-safe. */
+enum hub_tokens hub_tokens_take(struct hub *h, int registry, int64_t now,
+    int64_t *wait_ms);
 /* Completes every unfinished call as cancelled (hub_close). */
 void hub_engine_cancel_all(struct hub *h);
 

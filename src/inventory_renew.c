@@ -269,6 +269,9 @@ inv_renew_request(struct db *db, const char *device_id, int rekey,
 	    " AND renewal IS NULL";
 	static const char q_once[] = "UPDATE devices SET rekey_once = 1,"
 	    " updated_at = ?1 WHERE device_id = ?2";
+	static const char q_gen[] = "INSERT INTO meta (key, value)"
+	    " VALUES ('rekey_requests', 1) ON CONFLICT (key) DO UPDATE"
+	    " SET value = CAST(value AS INTEGER) + 1";
 	char cur[FC_CERT_SERIAL_MAX] = "", status[32] = "", detail[64];
 	enum inv_renew_refusal why = INV_RENEW_ACCEPTED;
 	sqlite3_stmt *st;
@@ -338,6 +341,13 @@ inv_renew_request(struct db *db, const char *device_id, int rekey,
 		sqlite3_bind_int64(st, 1, now);
 		sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
 		if ((result = db_step_done(db, st, "set one-shot rekey")) != FC_OK)
+			goto out;
+		if ((st = db_stmt(db, q_gen)) == NULL) {
+			result = FC_EDB;
+			goto out;
+		}
+		if ((result = db_step_done(db, st, "count rekey requests")) !=
+		    FC_OK)
 			goto out;
 	}
 	snprintf(detail, sizeof(detail), "{\"rekey\":%s}", will_rekey ?
@@ -420,6 +430,25 @@ inv_renew_reserve(struct db *db, const char *old_serial,
 {
 	return inv_renew_reserve_row(db, 0, old_serial, device_id, new_serial,
 	    actor);
+}
+
+enum fc_err
+inv_renew_rekey_generation(struct db *db, int64_t *gen)
+{
+	static const char q[] = "SELECT value FROM meta"
+	    " WHERE key = 'rekey_requests'";
+	sqlite3_stmt *st = db_stmt(db, q);
+	int rc;
+
+	if (st == NULL)
+		return FC_EDB;
+	*gen = 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*gen = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? FC_OK :
+	    db_fail(db, "read the rekey request count");
 }
 
 enum fc_err

@@ -139,11 +139,21 @@ enum fc_err inv_renew_record(struct db *db, const struct inv_cert *c,
 /*
  * *want = 1 if device_id's next renewal must ask for a new key
  * (devices.rekey or the operator's one-shot rekey_once). Read inside the
- * reservation's transaction, so a request that committed after the due
- * certificate was read is still honoured. FC_ENOTFOUND: no such device.
+ * reservation's transaction when a rekey request committed after the due
+ * certificate was read, so that it is still honoured. FC_ENOTFOUND: no
+ * such device.
  */
 enum fc_err inv_renew_rekey_wanted(struct db *db, const char *device_id,
     int *want);
+
+/*
+ * A counter that every accepted rekey request (inv_renew_request with
+ * rekey) increments in its transaction (meta 'rekey_requests'; 0 before
+ * the first). The renewal job reads it before collecting a batch and again
+ * inside the batch's reservation: only when it moved are the batch's
+ * devices re-read with inv_renew_rekey_wanted.
+ */
+enum fc_err inv_renew_rekey_generation(struct db *db, int64_t *gen);
 
 /*
  * Voids a reserved renewal whose signed certificate was never recorded:

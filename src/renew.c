@@ -52,6 +52,7 @@ struct item {
 struct batch {
 	struct item	*items;		/* BATCH_MAX */
 	int		 n;
+	int64_t		 rekey_gen;	/* rekey requests when collected */
 	struct renew	*r;
 	pthread_t	 th;
 	int		 threaded;
@@ -345,17 +346,21 @@ static enum fc_err
 reserve_batch(struct renew *r, struct batch *b)
 {
 	enum fc_err result;
-	int i;
+	int64_t gen = 0;
+	int i, recheck;
 
 	result = begin_full(r->db);
 	if (result != FC_OK)
 		return result;
+	/* An operator's rekey request may have committed after the rows
+	 * were read; inside this transaction nothing can change any more. */
+	result = inv_renew_rekey_generation(r->db, &gen);
+	if (result != FC_OK)
+		goto out;
+	recheck = gen != b->rekey_gen;
 	for (i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
-		if (!it->skip && !it->rekey) {
-			/* An operator's rekey request may have committed after
-			 * the row was read; inside this transaction nothing can
-			 * change it any more. */
+		if (recheck && !it->skip && !it->rekey) {
 			int want = 0;
 
 			result = inv_renew_rekey_wanted(r->db, it->device_id,
@@ -600,7 +605,9 @@ collect_batch(struct renew *r, int64_t now, int want, int *got)
 	r->cur->n = 0;
 	r->cur->r = r;
 	t0 = mono_us();
-	result = inv_renew_due(r->db, now, want, r->rowids, got);
+	result = inv_renew_rekey_generation(r->db, &r->cur->rekey_gen);
+	if (result == FC_OK)
+		result = inv_renew_due(r->db, now, want, r->rowids, got);
 	r->st.last_scan_us = mono_us() - t0;
 	if (result != FC_OK)
 		return result;

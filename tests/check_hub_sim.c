@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -956,6 +957,70 @@ START_TEST(token_buckets)
 }
 END_TEST
 
+static void *
+run_hub(void *arg)
+{
+	hub_run(arg);
+	return NULL;
+}
+
+/* Two clients of one hub in one process (the delivery loop and the
+ * revocation worker each have one) share its buckets: 3 + 3 creates sent
+ * from two threads at registry_per_minute = 120 (burst 1) reach the hub
+ * 0.5 s apart, not two at a time. */
+START_TEST(shared_buckets)
+{
+	struct hub *h1, *h2;
+	struct hub_opts o;
+	struct hub_req *r = NULL;
+	struct hub_device d;
+	unsigned long since;
+	pthread_t t;
+	json_t *log, *c;
+	size_t i, nw = 0;
+	char id[32];
+	int ok1 = 0, ok2 = 0;
+	double prev = 0;
+
+	hub_opts_default(&o);
+	o.registry_per_minute = 120;
+	o.burst_registry = 1;
+	h1 = hub_with("iothubowner", OWNER_KEY, certpath, &o);
+	h2 = hub_with("iothubowner", OWNER_KEY, certpath, &o);
+	since = calls_last();
+	for (i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "shared-a%zu", i);
+		hub_device_init(&d, id);
+		hub_req_device_create(&d, &r);
+		hub_submit(h1, r, count_ok, &ok1);
+		snprintf(id, sizeof(id), "shared-b%zu", i);
+		hub_device_init(&d, id);
+		hub_req_device_create(&d, &r);
+		hub_submit(h2, r, count_ok, &ok2);
+	}
+	ck_assert_int_eq(pthread_create(&t, NULL, run_hub, h2), 0);
+	hub_run(h1);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(ok1, 3);
+	ck_assert_int_eq(ok2, 3);
+	log = calls_for(since, NULL);
+	json_array_foreach(log, i, c) {
+		const char *m = json_string_value(json_object_get(c, "method"));
+		double tm = json_real_value(json_object_get(c, "time"));
+		if (strcmp(m, "PUT") != 0)
+			continue;
+		if (nw++ > 0)
+			ck_assert_msg(tm - prev >= 0.35, "registry writes "
+			    "%.3f s apart", tm - prev);
+		prev = tm;
+	}
+	ck_assert_uint_eq(nw, 6);
+	json_decref(log);
+	hub_close(h1);
+	hub_close(h2);
+}
+END_TEST
+
 /* Failing calls (401 with a wrong key, 429s retried, a 412) at debug
  * level: the log names the hub, operation and device, never the key, the
  * connection string or a token. */
@@ -1112,6 +1177,7 @@ sim_suite(void)
 	tcase_add_test(tc, storm_budget);
 	tcase_add_test(tc, resets);
 	tcase_add_test(tc, token_buckets);
+	tcase_add_test(tc, shared_buckets);
 	tcase_add_test(tc, no_secret_in_log);
 	suite_add_tcase(s, tc);
 

@@ -644,6 +644,7 @@ START_TEST(test_rekey_once)
 	EVP_PKEY *k = EVP_EC_gen("P-256"), *got;
 	X509 *x;
 	int issued = -1, more = -1, rk = -1, len, want = -1;
+	int64_t gen0 = -1, gen1 = -1;
 
 	fleet("k", 3, 300, 0);
 	opts(&o, inproc_issue, NULL);
@@ -659,9 +660,18 @@ START_TEST(test_rekey_once)
 	    FC_ENOTFOUND);
 
 	/* Same key, recorded while a rekey request is pending (what the
-	 * transfer does): the request survives. */
+	 * transfer does): the request survives. Each rekey request moves
+	 * the counter the renewal job compares around a batch. */
+	ck_assert_int_eq(inv_renew_rekey_generation(db, &gen0), FC_OK);
+	ck_assert_int_eq(gen0, 0);
+	ck_assert_int_eq(inv_renew_request(db, "dev-k-0002", 0, fc_now(),
+	    "test", serial, &rk, &refusal, st, sizeof(st)), FC_OK);
+	ck_assert_int_eq(inv_renew_rekey_generation(db, &gen1), FC_OK);
+	ck_assert_int_eq(gen1, 0);
 	ck_assert_int_eq(inv_renew_request(db, "dev-k-0001", 1, fc_now(),
 	    "test", serial, &rk, &refusal, st, sizeof(st)), FC_OK);
+	ck_assert_int_eq(inv_renew_rekey_generation(db, &gen1), FC_OK);
+	ck_assert_int_eq(gen1, 1);
 	ck_assert_int_eq(inv_renew_rekey_wanted(db, "dev-k-0001", &want),
 	    FC_OK);
 	ck_assert_int_eq(want, 1);
@@ -709,7 +719,13 @@ START_TEST(test_rekey_once)
 	ck_assert_int_eq(inv_renew_request(db, "dev-k-0000", 1, fc_now(),
 	    "test", serial, &rk, &refusal, st, sizeof(st)), FC_OK);
 	ck_assert_int_eq(rk, 1);
+	ck_assert_int_eq(inv_renew_rekey_generation(db, &gen1), FC_OK);
+	ck_assert_int_eq(gen1, 2);
 	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	/* dev-k-0002 (same key, due now) renewed; dev-k-0000 asked for a
+	 * CSR. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates WHERE "
+	    "device_id = 'dev-k-0002' AND status = 'pending'"), 1);
 	ck_assert_int_eq(csr_asked, 1);
 	ck_assert_int_eq(count("SELECT rekey_once FROM devices WHERE "
 	    "device_id = 'dev-k-0000'"), 1);
