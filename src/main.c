@@ -57,6 +57,7 @@ struct daemon {
 	int		 lock_fd;
 	struct db	*db;		/* the main thread's connection */
 	int		 signer_up;	/* signer_start succeeded */
+	int		 fatal;		/* stopping because of a failure */
 	int		 signer_seen;	/* last signer state logged */
 	int		 sched_up;
 	struct api	*api;		/* NULL: no operator API */
@@ -129,6 +130,15 @@ signer_poll(void *arg)
 	int up = signer_health(&st);
 
 	health_set("signer", up, up ? NULL : st.reason);
+	if (st.gone && !d->fatal) {
+		/* Nothing can restart the signer's worker now: exit with a
+		 * failure so that the service manager starts us afresh. */
+		log_error("signer: its supervisor is gone; stopping so that "
+		    "the service manager restarts fleetcertd");
+		d->fatal = 1;
+		sched_stop();
+		return;
+	}
 	if (up != d->signer_seen) {
 		if (up)
 			log_info("signer: up again (worker %ld, %u restarts)",
@@ -516,7 +526,7 @@ run_daemon(const char *file)
 	sched_ready();
 	result = sched_run();
 	log_info("stopping");
-	if (result == FC_OK)
+	if (result == FC_OK && !d.fatal)
 		rc = EXIT_OK;
 out:
 	daemon_stop(&d);

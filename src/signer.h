@@ -80,6 +80,8 @@ struct signer_status {
 	time_t		since;		/* when up last changed */
 	char		reason[160];	/* why it is down; "" when up */
 	pid_t		worker_pid;	/* 0 when unknown */
+	int		gone;		/* the supervisor exited: no worker
+					 * can be restarted any more */
 };
 /* Fills *st; returns st->up. When no request is in flight it first
  * checks, without waiting, whether the worker died or a restarted one is

@@ -39,6 +39,7 @@ static struct {
 	pid_t		 sup;
 	uint32_t	 next_id;
 	int		 started;	/* workers seen */
+	int		 sup_reaped;	/* waitpid already collected sup */
 	struct signer_status st;
 } cl = { .mu = PTHREAD_MUTEX_INITIALIZER, .st_mu = PTHREAD_MUTEX_INITIALIZER,
     .ctl = -1, .data = -1, .pending = -1 };
@@ -247,6 +248,7 @@ signer_start(const struct cfg *cfg, char *why, size_t whylen)
 	close(sv[1]);
 	pthread_mutex_lock(&cl.mu);
 	cl.sup = pid;
+	cl.sup_reaped = 0;
 	cl.ctl = sv[0];
 	cl.started = 0;
 	pthread_mutex_lock(&cl.st_mu);
@@ -276,7 +278,7 @@ signer_stop(void)
 	if (cl.sup > 0) {
 		/* The supervisor sees ctl close and ends the worker. */
 		int status;
-		if (waitpid(cl.sup, &status, 0) < 0)
+		if (!cl.sup_reaped && waitpid(cl.sup, &status, 0) < 0)
 			log_warn("signer: waitpid: %s", strerror(errno));
 		cl.sup = 0;
 	}
@@ -371,12 +373,27 @@ out:
 }
 
 /* Between requests: notices a dead worker (EOF on its socket) and picks
- * up a restarted one, without waiting. Mutex held. */
+ * up a restarted one, without waiting; notices a supervisor that exited
+ * (reaped here: it is this process's child). Mutex held. */
 static void
 probe(void)
 {
 	struct pollfd p = { .fd = cl.data, .events = POLLIN };
 	char b;
+	int status;
+
+	if (!cl.sup_reaped && waitpid(cl.sup, &status, WNOHANG) == cl.sup) {
+		cl.sup_reaped = 1;
+		pthread_mutex_lock(&cl.st_mu);
+		cl.st.gone = 1;
+		pthread_mutex_unlock(&cl.st_mu);
+		if (WIFSIGNALED(status))
+			log_error("signer: supervisor %ld killed by signal %d",
+			    (long)cl.sup, WTERMSIG(status));
+		else
+			log_error("signer: supervisor %ld exited with status %d",
+			    (long)cl.sup, WEXITSTATUS(status));
+	}
 
 	if (cl.data >= 0) {
 		if (poll(&p, 1, 0) <= 0)

@@ -2,7 +2,8 @@
 # fleetcertd's life cycle, seen from outside as systemd would see it:
 # READY=1, STATUS= and WATCHDOG=1 on a notify socket the test owns; SIGHUP
 # applies a good configuration and refuses a bad one (the old one keeps
-# running); SIGTERM stops within 5 s with exit 0; a second daemon on the same
+# running); SIGTERM stops within 5 s with exit 0; a dead signer supervisor
+# makes it exit 1 (for Restart=on-failure); a second daemon on the same
 # database is refused; --version, usage errors, --sweep's configuration
 # error (the sweep itself: tests/revoke-*.sh).
 set -u
@@ -230,6 +231,41 @@ if command -v systemd-socket-activate > /dev/null; then
 	sleep 0.5
 else
 	echo "skip: no systemd-socket-activate"
+fi
+
+# --- the signer's supervisor dies (kill -9): nothing could restart the
+# worker any more, so the daemon exits 1 within the health poll (5 s) for
+# the service manager to restart it; the worker does not outlive it ---
+write_conf info
+rm -f "$T/api.sock"
+"$D" -c "$T/fc.conf" > "$T/out7" 2> "$T/log7" &
+dpid=$!
+pids="$pids $dpid"
+if wait_for "$T/log7" 'signer: up' 10 && wait_for "$T/log7" 'listening on unix:' 10; then
+	sup=$(pgrep -P "$dpid" | head -1)
+	wrk=$(pgrep -P "$sup" | head -1)
+	kill -9 "$sup"
+	t0=$(now_ms)
+	i=0
+	while kill -0 "$dpid" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+	wait "$dpid"
+	rc=$?
+	pids=$(echo "$pids" | sed "s/ $dpid//")
+	ms=$(($(now_ms) - t0))
+	[ "$rc" -eq 1 ] && [ "$ms" -lt 12000 ] &&
+		grep -q "signer: supervisor $sup killed by signal 9" "$T/log7" &&
+		grep -q 'supervisor is gone; stopping' "$T/log7" &&
+		pass "signer supervisor killed: daemon exited 1 after $ms ms" ||
+		fail "signer supervisor killed: rc $rc after $ms ms: $(cat "$T/log7")"
+	i=0
+	while [ -n "$wrk" ] && kill -0 "$wrk" 2>/dev/null && [ $i -lt 50 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	[ -n "$wrk" ] && ! kill -0 "$wrk" 2>/dev/null &&
+		pass "the signer worker ended with the daemon" ||
+		fail "signer worker ${wrk:-?} still running"
+else
+	fail "daemon for the supervisor test did not start: $(cat "$T/log7")"
 fi
 
 # --- a CA key that does not match: the signer refuses, nothing starts,
