@@ -19,6 +19,7 @@
 #include "inventory_revoke.h"
 #include "log.h"
 #include "renew.h"
+#include "renew_service.h"
 #include "revoke.h"
 #include "revoke_service.h"
 #include "signer.h"
@@ -195,6 +196,11 @@ transfer_post(struct api_call *c, struct httpd_response *r)
 	snprintf(nc.sha256, sizeof(nc.sha256), "%s", cert->sha256);
 	nc.status = INV_CERT_PENDING;
 	nc.issued_by = INV_ISSUED_OPERATOR;
+	/* The chain it goes out with. (A CA reload between the signature and
+	 * this read would pair the new chain with an old-key certificate:
+	 * the reload switches the signer and the chain a few statements
+	 * apart on the main thread.) */
+	nc.chain_id = renew_service_chain_id();
 	snprintf(nc.renewed_from, sizeof(nc.renewed_from), "%s", old.serial);
 	result = db_begin(db);
 	if (result == FC_OK)

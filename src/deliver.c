@@ -383,18 +383,35 @@ deliver_payload(const unsigned char *der, size_t der_len, const char *serial,
 	return FC_OK;
 }
 
+enum fc_err
+deliver_cert_payload(struct db *db, const char *serial,
+    const char *current_chain, int64_t renew_after, json_t **out)
+{
+	struct inv_cert c;
+	enum fc_err result;
+	char *chain = NULL;
+
+	result = inv_cert_get(db, serial, &c);
+	if (result != FC_OK)
+		return result;
+	result = inv_cert_chain(db, serial, &chain);
+	if (result == FC_OK || result == FC_ENOTFOUND)
+		result = deliver_payload(c.der, c.der_len, c.serial,
+		    chain != NULL ? chain : current_chain, c.not_after,
+		    renew_after, out);
+	free(chain);
+	inv_cert_clear(&c);
+	return result;
+}
+
 static json_t *
 slot_payload(struct slot *s)
 {
-	struct inv_cert c;
 	json_t *p = NULL;
 
-	if (inv_cert_get(s->dv->db, s->d.serial, &c) != FC_OK)
+	if (deliver_cert_payload(s->dv->db, s->d.serial, s->dv->chain_pem,
+	    s->d.renew_at, &p) != FC_OK)
 		return NULL;
-	if (deliver_payload(c.der, c.der_len, c.serial, s->dv->chain_pem,
-	    c.not_after, s->d.renew_at, &p) != FC_OK)
-		p = NULL;
-	inv_cert_clear(&c);
 	return p;
 }
 

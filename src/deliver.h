@@ -130,4 +130,12 @@ enum fc_err deliver_payload(const unsigned char *der, size_t der_len,
     const char *serial, const char *chain_pem, int64_t not_after,
     int64_t renew_after, struct json_t **out);
 
+/*
+ * The same for certificate serial as stored: with the chain recorded with
+ * it (inv_cert_chain), or current_chain when none was. What delivery
+ * sends.
+ */
+enum fc_err deliver_cert_payload(struct db *db, const char *serial,
+    const char *current_chain, int64_t renew_after, struct json_t **out);
+
 #endif

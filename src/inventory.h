@@ -56,6 +56,8 @@ struct inv_cert {
 	enum inv_issuer	 issued_by;
 	char		 renewed_from[FC_CERT_SERIAL_MAX];	/* "" = none */
 	int64_t		 created_at, updated_at;
+	int64_t		 chain_id;	/* inv_chain_put; 0: none recorded
+					 * (written by inv_renew_record only) */
 };
 
 /* Frees what the struct owns and zeroes it; NULL is a no-op. */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "audit.h"
 #include "inventory_renew.h"
 #include "log.h"
@@ -433,6 +435,76 @@ inv_renew_reserve(struct db *db, const char *old_serial,
 }
 
 enum fc_err
+inv_chain_put(struct db *db, const char *pem, int64_t *id)
+{
+	static const char q_ins[] = "INSERT INTO chains (sha256, pem,"
+	    " created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING";
+	static const char q_get[] = "SELECT id FROM chains WHERE sha256 = ?";
+	unsigned char md[32];
+	char hex[65];
+	sqlite3_stmt *st;
+	enum fc_err result;
+	int rc;
+
+	if (pem == NULL || pem[0] == '\0')
+		return FC_EINVAL;
+	if (EVP_Digest(pem, strlen(pem), md, NULL, EVP_sha256(), NULL) != 1)
+		return FC_ECRYPTO;
+	fc_hex(md, sizeof(md), hex, 0);
+	result = db_begin(db);
+	if (result != FC_OK)
+		return result;
+	if ((st = db_stmt(db, q_ins)) == NULL) {
+		result = FC_EDB;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pem, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, fc_now());
+	if ((result = db_step_done(db, st, "store chain")) != FC_OK)
+		goto out;
+	if ((st = db_stmt(db, q_get)) == NULL) {
+		result = FC_EDB;
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		result = db_fail(db, "read chain id");
+		goto out;
+	}
+	return db_commit(db);
+out:
+	db_rollback(db);
+	return result;
+}
+
+enum fc_err
+inv_cert_chain(struct db *db, const char *serial, char **pem)
+{
+	static const char q[] = "SELECT ch.pem FROM certificates c"
+	    " JOIN chains ch ON ch.id = c.chain_id WHERE c.serial = ?";
+	sqlite3_stmt *st = db_stmt(db, q);
+	enum fc_err result = FC_ENOTFOUND;
+	int rc;
+
+	if (st == NULL)
+		return FC_EDB;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*pem = strdup((const char *)sqlite3_column_text(st, 0));
+		result = *pem != NULL ? FC_OK : FC_ENOMEM;
+	} else if (rc != SQLITE_DONE)
+		result = db_fail(db, "read certificate chain");
+	sqlite3_reset(st);
+	return result;
+}
+
+enum fc_err
 inv_renew_rekey_generation(struct db *db, int64_t *gen)
 {
 	static const char q[] = "SELECT value FROM meta"
@@ -481,8 +553,8 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	 * index of the row changes once. */
 	static const char q_cert[] = "UPDATE certificates SET der = ?1,"
 	    " not_before = ?2, not_after = ?3, sha1 = ?4, sha256 = ?5,"
-	    " status = 'pending', renew_at = ?6, updated_at = ?7"
-	    " WHERE serial = ?8 AND status = 'reserved' AND (SELECT d.status"
+	    " status = 'pending', renew_at = ?6, updated_at = ?7,"
+	    " chain_id = NULLIF(?9, 0) WHERE serial = ?8 AND status = 'reserved' AND (SELECT d.status"
 	    " FROM devices d WHERE d.device_id = certificates.device_id) ="
 	    " 'active'";
 	static const char q_dl[] = "INSERT INTO deliveries (serial, device_id,"
@@ -513,6 +585,7 @@ inv_renew_record(struct db *db, const struct inv_cert *c, int64_t renew_at,
 	sqlite3_bind_int64(st, 6, renew_at);
 	sqlite3_bind_int64(st, 7, now);
 	sqlite3_bind_text(st, 8, c->serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, c->chain_id);
 	result = db_step_done(db, st, "record certificate");
 	if (result != FC_OK)
 		goto out;

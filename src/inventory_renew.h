@@ -124,7 +124,8 @@ enum fc_err inv_renew_reserve_row(struct db *db, int64_t old_rowid,
  * Records the signed certificate c of a reserved renewal: fills the row
  * (status pending, audited "cert.issue", inv_cert_complete), sets its
  * renew_at (renew_at, the next renewal's start) and queues its delivery
- * at step first_step. rekeyed: c was signed from a CSR with a new key;
+ * at step first_step; c->chain_id (if not 0) is stored with it.
+ * rekeyed: c was signed from a CSR with a new key;
  * only then is the device's one-shot rekey_once cleared (a same-key
  * renewal or reissue leaves an operator's rekey request pending). Call
  * inside the caller's transaction.
@@ -145,6 +146,19 @@ enum fc_err inv_renew_record(struct db *db, const struct inv_cert *c,
  */
 enum fc_err inv_renew_rekey_wanted(struct db *db, const char *device_id,
     int *want);
+
+/*
+ * The id of the chain PEM in the chains table, added if new (own
+ * transaction when none is open). Certificates recorded with that id are
+ * delivered with that chain, whatever the CA is by then.
+ */
+enum fc_err inv_chain_put(struct db *db, const char *pem, int64_t *id);
+
+/*
+ * The chain recorded with certificate serial (malloc'd PEM in *pem).
+ * FC_ENOTFOUND: no such certificate, or none recorded with it.
+ */
+enum fc_err inv_cert_chain(struct db *db, const char *serial, char **pem);
 
 /*
  * A counter that every accepted rekey request (inv_renew_request with

@@ -506,6 +506,13 @@ cert_to_inv(const struct ca_cert *cc, const char *device_id,
 	c->issued_by = INV_ISSUED_RENEWAL;
 }
 
+void
+renew_chain_set(struct renew *r, int64_t chain_id)
+{
+	if (r != NULL)
+		r->o.chain_id = chain_id;
+}
+
 /* Records one signed certificate (inside the caller's transaction). */
 static enum fc_err
 record_one(struct renew *r, struct item *it)
@@ -518,6 +525,7 @@ record_one(struct renew *r, struct item *it)
 		return FC_EINTERNAL;
 	}
 	cert_to_inv(it->cert, it->device_id, &c);
+	c.chain_id = r->o.chain_id;
 	return inv_renew_record(r->db, &c, inv_renew_at(it->device_id,
 	    c.not_after, r->o.before_s, r->o.jitter_s),
 	    it->auth_type == INV_AUTH_SELFSIGNED ? STEP_STAGE : STEP_INSTALL,

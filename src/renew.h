@@ -51,6 +51,8 @@ struct renew_opts {
 	int		 batch;		/* renewals per reserve transaction */
 	int		 retry_s;	/* a failed renewal is retried after */
 	int		 schedule_chunk; /* scheduled per pass; 0: 20,000 */
+	int64_t		 chain_id;	/* recorded with each certificate
+					 * (inv_chain_put); 0: none */
 	renew_issue_fn	*issue;
 	void		*issue_arg;
 	renew_csr_fn	*csr;		/* NULL: rekey devices are postponed */
@@ -84,6 +86,9 @@ void renew_close(struct renew *r);
 
 /* Applies new window/rekey/retry settings (SIGHUP). */
 enum fc_err renew_reconfigure(struct renew *r, const struct renew_opts *o);
+
+/* The chain id recorded with certificates from now on (a CA reload). */
+void renew_chain_set(struct renew *r, int64_t chain_id);
 
 /*
  * Start-up recovery: voids every reserved renewal (their signed

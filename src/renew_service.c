@@ -33,6 +33,7 @@ struct rs {
 	const struct cfg *cfg;
 	struct db	*db;
 	struct ca	*ca;		/* certificate and chain only */
+	int64_t		 chain_id;	/* its chain in the chains table */
 	struct renew	*renew;
 	struct deliver	*deliver;
 	int		 job_renew, job_deliver;
@@ -389,7 +390,18 @@ renew_service_start(const struct cfg *cfg, struct db *db)
 		if (result != FC_OK)
 			goto out;
 	}
-	renew_opts_from_cfg(&ro, cfg);
+	/* Renewals are recorded with the chain they were signed under. */
+	result = inv_chain_put(db, ca_chain_pem(rs.ca), &ro.chain_id);
+	if (result != FC_OK)
+		goto out;
+	pthread_mutex_lock(&hub_mx);
+	rs.chain_id = ro.chain_id;
+	pthread_mutex_unlock(&hub_mx);
+	{
+		int64_t id = ro.chain_id;
+		renew_opts_from_cfg(&ro, cfg);
+		ro.chain_id = id;
+	}
 	ro.csr = deliver_csr_fetch;
 	ro.csr_arg = rs.deliver;
 	result = renew_open(db, &ro, &rs.renew);
@@ -448,6 +460,7 @@ renew_service_reload(const struct cfg *cfg)
 	renew_opts_from_cfg(&ro, cfg);
 	ro.csr = deliver_csr_fetch;
 	ro.csr_arg = rs.deliver;
+	ro.chain_id = rs.chain_id;
 	result = renew_reconfigure(rs.renew, &ro);
 	if (result != FC_OK)
 		return result;
@@ -459,11 +472,35 @@ renew_service_reload(const struct cfg *cfg)
 	return FC_OK;
 }
 
+int64_t
+renew_service_chain_id(void)
+{
+	int64_t id;
+
+	pthread_mutex_lock(&hub_mx);
+	id = rs.chain_id;
+	pthread_mutex_unlock(&hub_mx);
+	return id;
+}
+
 enum fc_err
 renew_service_chain_set(const char *chain_pem)
 {
+	enum fc_err result;
+	int64_t id = 0;
+
 	if (rs.deliver == NULL)
 		return FC_OK;
+	/* Certificates recorded from now on carry the new chain's id; those
+	 * recorded before keep theirs (a pending delivery of a certificate
+	 * the old intermediate signed still goes out with the old chain). */
+	result = inv_chain_put(rs.db, chain_pem, &id);
+	if (result != FC_OK)
+		return result;
+	pthread_mutex_lock(&hub_mx);
+	rs.chain_id = id;
+	pthread_mutex_unlock(&hub_mx);
+	renew_chain_set(rs.renew, id);
 	return deliver_chain_set(rs.deliver, chain_pem);
 }
 

@@ -33,6 +33,9 @@ enum fc_err renew_api_register(void);
 /* A reloaded CA (SIGHUP, scheduler thread): deliveries from now on carry
  * chain_pem (copied). FC_OK also when renewal is off. */
 enum fc_err renew_service_chain_set(const char *chain_pem);
+/* The id (chains table) of the chain certificates are issued under now;
+ * 0 when renewal is off. Any thread. */
+int64_t renew_service_chain_id(void);
 /* Cancels outstanding hub calls and frees everything. Idempotent. */
 void renew_service_stop(void);
 

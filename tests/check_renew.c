@@ -753,6 +753,85 @@ START_TEST(test_rekey_once)
 }
 END_TEST
 
+static const char *
+payload_chain(const char *serial, const char *current, json_t **p)
+{
+	ck_assert_int_eq(deliver_cert_payload(db, serial, current, 1900000000,
+	    p), FC_OK);
+	return json_string_value(json_object_get(*p, "chain"));
+}
+
+/* A CA reload between a renewal and its delivery: the certificate goes out
+ * with the chain it was signed under, recorded with it, not with the chain
+ * of the day. */
+START_TEST(test_chain_kept)
+{
+	static const char chain_b[] = "-----BEGIN CERTIFICATE-----\n"
+	    "Qg==\n-----END CERTIFICATE-----\n";
+	struct renew *r = NULL;
+	struct renew_opts o;
+	struct inv_cert old;
+	int64_t a = 0, b = 0, again = 0;
+	int issued = 0, more = 0;
+	char serial_a[FC_CERT_SERIAL_MAX], *pem = NULL;
+	json_t *p = NULL;
+
+	ck_assert_int_eq(inv_chain_put(db, ca_chain_pem(ca), &a), FC_OK);
+	ck_assert_int_eq(inv_chain_put(db, chain_b, &b), FC_OK);
+	ck_assert_int_ne(a, b);
+	ck_assert_int_eq(inv_chain_put(db, ca_chain_pem(ca), &again), FC_OK);
+	ck_assert_int_eq(again, a);
+	ck_assert_int_eq(inv_chain_put(db, "", &again), FC_EINVAL);
+	ck_assert_int_eq(count("SELECT count(*) FROM chains"), 2);
+
+	fleet("h", 1, 10, 0);
+	opts(&o, inproc_issue, NULL);
+	o.chain_id = a;
+	ck_assert_int_eq(renew_open(db, &o, &r), FC_OK);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 1);
+	{
+		sqlite3_stmt *st = NULL;
+		ck_assert_int_eq(db_prepare(db, "SELECT serial FROM "
+		    "certificates WHERE status = 'pending'", &st), FC_OK);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+		snprintf(serial_a, sizeof(serial_a), "%s",
+		    (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	/* The reload: new chain for what is issued from now on. */
+	renew_chain_set(r, b);
+	fleet("i", 1, 10, 0);
+	ck_assert_int_eq(renew_run(r, fc_now(), 1000, &issued, &more), FC_OK);
+	ck_assert_int_eq(issued, 1);
+
+	/* Pending A-signed certificate: chain A although B is current. */
+	ck_assert_str_eq(payload_chain(serial_a, chain_b, &p),
+	    ca_chain_pem(ca));
+	json_decref(p);
+	ck_assert_int_eq(inv_cert_chain(db, serial_a, &pem), FC_OK);
+	ck_assert_str_eq(pem, ca_chain_pem(ca));
+	free(pem);
+	pem = NULL;
+	/* The one recorded after the reload: chain B. */
+	ck_assert_int_eq(count("SELECT count(*) FROM certificates c JOIN "
+	    "chains ch ON ch.id = c.chain_id WHERE c.device_id = 'dev-i-0000'"
+	    " AND c.status = 'pending' AND ch.pem LIKE '%Qg==%'"), 1);
+	/* A certificate recorded without a chain (imported): the current
+	 * one. */
+	ck_assert_int_eq(inv_cert_current(db, "dev-h-0000", &old), FC_OK);
+	ck_assert_int_eq(inv_cert_chain(db, old.serial, &pem), FC_ENOTFOUND);
+	ck_assert_ptr_null(pem);
+	ck_assert_str_eq(payload_chain(old.serial, chain_b, &p), chain_b);
+	json_decref(p);
+	inv_cert_clear(&old);
+	ck_assert_int_eq(inv_cert_chain(db, "00ff", &pem), FC_ENOTFOUND);
+	ck_assert_int_eq(deliver_cert_payload(db, "00ff", chain_b, 0, &p),
+	    FC_ENOTFOUND);
+	renew_close(r);
+}
+END_TEST
+
 /* Issuer that suspends the device while its certificate is being signed
  * (an operator revoking it at that moment). */
 static enum fc_err
@@ -998,6 +1077,7 @@ renew_suite(void)
 	tcase_add_test(tc, test_refusal_and_inactive);
 	tcase_add_test(tc, test_request);
 	tcase_add_test(tc, test_rekey_once);
+	tcase_add_test(tc, test_chain_kept);
 	tcase_add_test(tc, test_window_change);
 	tcase_add_test(tc, test_revoked_while_signing);
 	tcase_add_test(tc, test_delivery_sql);
