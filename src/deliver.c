@@ -383,6 +383,17 @@ deliver_payload(const unsigned char *der, size_t der_len, const char *serial,
 	return FC_OK;
 }
 
+/* 1 if both PEM chains start with the same certificate (the issuer). */
+static int
+same_issuer(const char *a, const char *b)
+{
+	static const char end[] = "-----END CERTIFICATE-----";
+	const char *ea = strstr(a, end), *eb = strstr(b, end);
+
+	return ea != NULL && eb != NULL && ea - a == eb - b &&
+	    memcmp(a, b, (size_t)(ea - a)) == 0;
+}
+
 enum fc_err
 deliver_cert_payload(struct db *db, const char *serial,
     const char *current_chain, int64_t renew_after, json_t **out)
@@ -390,15 +401,21 @@ deliver_cert_payload(struct db *db, const char *serial,
 	struct inv_cert c;
 	enum fc_err result;
 	char *chain = NULL;
+	const char *use = current_chain;
 
 	result = inv_cert_get(db, serial, &c);
 	if (result != FC_OK)
 		return result;
 	result = inv_cert_chain(db, serial, &chain);
+	/* The chain recorded with the certificate, unless the current one
+	 * starts with the same intermediate (then the current one: the
+	 * operator may have fixed the rest of it). */
+	if (result == FC_OK && (current_chain == NULL ||
+	    !same_issuer(chain, current_chain)))
+		use = chain;
 	if (result == FC_OK || result == FC_ENOTFOUND)
-		result = deliver_payload(c.der, c.der_len, c.serial,
-		    chain != NULL ? chain : current_chain, c.not_after,
-		    renew_after, out);
+		result = deliver_payload(c.der, c.der_len, c.serial, use,
+		    c.not_after, renew_after, out);
 	free(chain);
 	inv_cert_clear(&c);
 	return result;

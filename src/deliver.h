@@ -132,8 +132,8 @@ enum fc_err deliver_payload(const unsigned char *der, size_t der_len,
 
 /*
  * The same for certificate serial as stored: with the chain recorded with
- * it (inv_cert_chain), or current_chain when none was. What delivery
- * sends.
+ * it (inv_cert_chain) when that starts with another intermediate than
+ * current_chain, else with current_chain. What delivery sends.
  */
 enum fc_err deliver_cert_payload(struct db *db, const char *serial,
     const char *current_chain, int64_t renew_after, struct json_t **out);

@@ -151,13 +151,8 @@ renew_open(struct db *db, const struct renew_opts *o, struct renew **out)
 	/* A renewal wave touches certificates, their devices, the audit
 	 * chain and the outbox in scattered pages; a 16 MiB page cache keeps
 	 * it from re-reading them (the daemon's RSS budget is 64 MiB). The
-	 * WAL is checkpointed every 32,768 pages (128 MiB) instead of 8,192:
-	 * a page written by several batches is copied back once (+16 % on
-	 * the 1M-device wave, doc/performance.md); the file is cut back to
-	 * 64 MiB after each checkpoint. */
-	(void)db_exec(db, "PRAGMA cache_size = -16384; "
-	    "PRAGMA wal_autocheckpoint = 32768; "
-	    "PRAGMA journal_size_limit = 67108864");
+	 * WAL's checkpoint size is db_open's. */
+	(void)db_exec(db, "PRAGMA cache_size = -16384");
 	result = renew_reconfigure(r, o);
 	if (result != FC_OK) {
 		renew_close(r);

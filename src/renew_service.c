@@ -495,8 +495,14 @@ renew_service_chain_set(const char *chain_pem)
 	 * recorded before keep theirs (a pending delivery of a certificate
 	 * the old intermediate signed still goes out with the old chain). */
 	result = inv_chain_put(rs.db, chain_pem, &id);
-	if (result != FC_OK)
-		return result;
+	if (result != FC_OK) {
+		/* Recorded without a chain id, new certificates go out with
+		 * the chain current at delivery. */
+		log_error("reload: cannot store the new chain (%s); new "
+		    "certificates are delivered with the current chain",
+		    fc_strerror(result));
+		id = 0;
+	}
 	pthread_mutex_lock(&hub_mx);
 	rs.chain_id = id;
 	pthread_mutex_unlock(&hub_mx);

@@ -20,9 +20,8 @@
 #include "db.h"
 #include "health.h"
 #include "log.h"
+#include "testd-signals.h"
 #include "revoke_service.h"
-
-static volatile sig_atomic_t quit;
 
 static void
 print_route(void *arg, const char *method, const char *pattern,
@@ -30,12 +29,6 @@ print_route(void *arg, const char *method, const char *pattern,
 {
 	printf("%s %s %s\n", method, pattern, role == API_ROLE_ADMIN ?
 	    "admin" : "read");
-}
-
-static void
-on_signal(int sig)
-{
-	quit = 1;
 }
 
 int
@@ -81,9 +74,7 @@ main(int argc, char **argv)
 	}
 	if (conf == NULL)
 		return 2;
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	signal(SIGPIPE, SIG_IGN);
+	testd_signals_block();
 	if (cfg_load(conf, &cfg, err, sizeof(err)) != FC_OK) {
 		log_error("%s", err);
 		return 1;
@@ -99,8 +90,7 @@ main(int argc, char **argv)
 		    FC_OK)
 			goto out;
 	}
-	while (!quit)
-		pause();
+	testd_signals_wait();
 	rc = 0;
 out:
 	api_stop(api);

@@ -817,6 +817,16 @@ START_TEST(test_chain_kept)
 	ck_assert_int_eq(count("SELECT count(*) FROM certificates c JOIN "
 	    "chains ch ON ch.id = c.chain_id WHERE c.device_id = 'dev-i-0000'"
 	    " AND c.status = 'pending' AND ch.pem LIKE '%Qg==%'"), 1);
+	/* The current chain starts with the same intermediate as the
+	 * recorded one (the operator fixed the rest): the current one. */
+	{
+		char *fixed = malloc(strlen(ca_chain_pem(ca)) + 32);
+		ck_assert_ptr_nonnull(fixed);
+		sprintf(fixed, "%s# fixed\n", ca_chain_pem(ca));
+		ck_assert_str_eq(payload_chain(serial_a, fixed, &p), fixed);
+		json_decref(p);
+		free(fixed);
+	}
 	/* A certificate recorded without a chain (imported): the current
 	 * one. */
 	ck_assert_int_eq(inv_cert_current(db, "dev-h-0000", &old), FC_OK);

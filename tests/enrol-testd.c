@@ -26,16 +26,8 @@
 #include "enrol_http.h"
 #include "inventory.h"
 #include "log.h"
+#include "testd-signals.h"
 #include "signer.h"
-
-static volatile sig_atomic_t quit;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	quit = 1;
-}
 
 static int
 serve(struct cfg *cfg, const char *port_file)
@@ -50,6 +42,8 @@ serve(struct cfg *cfg, const char *port_file)
 		fprintf(stderr, "signer: %s\n", why);
 		return 1;
 	}
+	/* After the signer's fork, before the listener's threads. */
+	testd_signals_block();
 	if (db_open(cfg->db_path, DB_OPEN_MIGRATE, &db) != FC_OK)
 		goto out;
 	if (enrol_start(cfg, db, &l) != FC_OK || l == NULL)
@@ -57,8 +51,7 @@ serve(struct cfg *cfg, const char *port_file)
 	snprintf(buf, sizeof(buf), "%d\n", enrol_listener_port(l));
 	if (fc_file_write_atomic(port_file, buf, strlen(buf), 0644) != FC_OK)
 		goto out;
-	while (!quit)
-		pause();
+	testd_signals_wait();
 	enrol_stats_get(enrol_listener_enrol(l), &st);
 	printf("challenges=%llu reenrolled=%llu bad=%llu rejected=%llu "
 	    "forbidden=%llu limited=%llu failed=%llu anomalies=%llu\n",
@@ -129,9 +122,6 @@ main(int argc, char **argv)
 	int rc = 2;
 
 	log_init("enrol-testd", LOG_LVL_INFO);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3) {
 		fprintf(stderr, "usage: see the comment in tests/enrol-testd.c\n");
 		return 2;

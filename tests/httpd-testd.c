@@ -18,14 +18,7 @@
 
 #include "httpd.h"
 #include "log.h"
-
-static volatile sig_atomic_t quit;
-
-static void
-on_signal(int sig)
-{
-	quit = 1;
-}
+#include "testd-signals.h"
 
 static void
 h_hello(struct httpd_request *req, struct httpd_response *resp)
@@ -130,9 +123,7 @@ main(int argc, char **argv)
 		default: return 2;
 		}
 	}
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	signal(SIGPIPE, SIG_IGN);
+	testd_signals_block();
 	if (httpd_new(&o, &h) != FC_OK)
 		return 1;
 	if (httpd_route_add(h, "GET", "/hello", h_hello, NULL) != FC_OK ||
@@ -162,8 +153,7 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	while (!quit)
-		pause();
+	testd_signals_wait();
 	httpd_log_stats(h, &logged, &suppressed);
 	httpd_free(h);
 	printf("logged=%lu suppressed=%lu\n", logged, suppressed);
