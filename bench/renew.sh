@@ -13,7 +13,7 @@
 #      on the unscheduled one (a first start after a big import); its rate
 #      and its peak RSS (VmHWM)
 # The ceiling is measured before and after; their mean is used.
-# Prints one line per figure. Needs ~2 GB in $TMPDIR.
+# Prints one line per figure. Needs ~3 GB in $TMPDIR.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 : "${top_srcdir:=$here/..}" "${top_builddir:=.}"
