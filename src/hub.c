@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -132,7 +133,7 @@ shared_get(const char *host, const struct hub_opts *o, int64_t now)
 
 	pthread_mutex_lock(&shared_mu);
 	for (s = shared_head; s != NULL; s = s->next)
-		if (strcmp(s->host, host) == 0)
+		if (strcasecmp(s->host, host) == 0)	/* DNS names */
 			break;
 	if (s == NULL) {
 		s = calloc(1, sizeof(*s));
