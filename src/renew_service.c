@@ -350,6 +350,7 @@ renew_service_start(const struct cfg *cfg, struct db *db)
 	enum fc_err result;
 	size_t i;
 	int voided = 0;
+	int64_t chain_id = 0;
 
 	memset(&rs, 0, sizeof(rs));
 	rs.job_renew = rs.job_deliver = -1;
@@ -391,17 +392,14 @@ renew_service_start(const struct cfg *cfg, struct db *db)
 			goto out;
 	}
 	/* Renewals are recorded with the chain they were signed under. */
-	result = inv_chain_put(db, ca_chain_pem(rs.ca), &ro.chain_id);
+	result = inv_chain_put(db, ca_chain_pem(rs.ca), &chain_id);
 	if (result != FC_OK)
 		goto out;
 	pthread_mutex_lock(&hub_mx);
-	rs.chain_id = ro.chain_id;
+	rs.chain_id = chain_id;
 	pthread_mutex_unlock(&hub_mx);
-	{
-		int64_t id = ro.chain_id;
-		renew_opts_from_cfg(&ro, cfg);
-		ro.chain_id = id;
-	}
+	renew_opts_from_cfg(&ro, cfg);
+	ro.chain_id = chain_id;
 	ro.csr = deliver_csr_fetch;
 	ro.csr_arg = rs.deliver;
 	result = renew_open(db, &ro, &rs.renew);
